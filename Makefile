@@ -1,0 +1,60 @@
+# leadscore: `make run` (train, publish, serve) and `make test` (everything the CI runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export LEADSCORE_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(LEADSCORE_DATA_DIR)/dagster
+# Tools installed in the venv (dbt, dagster) must be found by the processes they start.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run install install-dev prepare materialize serve ui mlflow-ui test test-fast test-n8n bench clean
+
+## run: install, build the dbt manifest, materialise the whole pipeline, then serve the API
+run: install materialize serve
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,api]'
+
+install-dev: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,api,dev]'
+
+prepare:
+	$(BIN)/leadscore prepare
+
+## materialize: landing (seeded with demo data when empty) -> ... -> published model
+materialize: prepare
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster job execute -m leadscore_assets.definitions -j retrain_job
+
+serve:
+	$(BIN)/leadscore-api --host $(HOST) --port $(PORT)
+
+## ui: Dagster UI (asset graph, schedule, sensor) on http://127.0.0.1:3000
+ui: prepare
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml
+
+## mlflow-ui: MLflow UI on the local store, http://127.0.0.1:5000
+mlflow-ui:
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(LEADSCORE_DATA_DIR)/mlflow/mlflow.db" --port 5000
+
+## test: everything, including the real-n8n integration test
+test: install-dev prepare
+	$(BIN)/pytest
+
+test-fast: install-dev prepare
+	$(BIN)/pytest -m "not slow and not n8n"
+
+test-n8n: install-dev prepare
+	$(BIN)/pytest -m n8n
+
+clean:
+	rm -rf dbt_project/target dbt_project/logs .pytest_cache

@@ -1,0 +1,117 @@
+{#-
+  One row per CRM contact: behavioural features and the outcome label.
+
+  Point in time: a lead's features only count sessions that started before its outcome
+  (the close of its first won deal; for leads with only lost deals, the last loss) or, while the
+  lead has no outcome yet, before the scoring cut-off. Activity after conversion (customers logging
+  in, onboarding) would leak the label into the features.
+-#}
+{%- set cutoff = var('scoring_cutoff') -%}
+with
+
+contacts as (
+    select * from {{ ref('stg_crm_contacts') }}
+),
+
+deals as (
+    select * from {{ ref('stg_crm_deals') }}
+),
+
+outcomes as (
+    select
+        contact_id,
+        bool_or(stage = 'closed_won') as has_won_deal,
+        bool_or(stage = 'open') as has_open_deal,
+        bool_or(stage = 'closed_lost') as has_lost_deal,
+        min(closed_at) filter (where stage = 'closed_won') as first_won_at,
+        max(closed_at) filter (where stage = 'closed_lost') as last_lost_at
+    from deals
+    group by contact_id
+),
+
+leads as (
+    select
+        contacts.contact_id,
+        contacts.email,
+        contacts.visitor_id,
+        contacts.created_at as lead_created_at,
+        case
+            when outcomes.has_won_deal then 'won'
+            when outcomes.has_open_deal then 'open'
+            when outcomes.has_lost_deal then 'lost'
+            else 'no_deal'
+        end as outcome,
+        case
+            when outcomes.has_won_deal then outcomes.first_won_at
+            when outcomes.has_open_deal then null
+            else outcomes.last_lost_at
+        end as outcome_at
+    from contacts
+    left join outcomes on outcomes.contact_id = contacts.contact_id
+),
+
+leads_as_of as (
+    select
+        *,
+        coalesce(
+            outcome_at,
+            {% if cutoff %}cast('{{ cutoff }}' as timestamptz){% else %}current_timestamp{% endif %}
+        ) as features_as_of
+    from leads
+),
+
+known_channels as (
+    select channel from {{ ref('channel_groups') }}
+),
+
+counted_sessions as (
+    select
+        leads_as_of.contact_id,
+        sessions.session_number,
+        sessions.session_started_at,
+        sessions.engagement_seconds,
+        sessions.page_views,
+        coalesce(known_channels.channel, 'Unassigned') as channel
+    from leads_as_of
+    inner join {{ ref('stg_ga4_sessions') }} as sessions
+        on sessions.visitor_id = leads_as_of.visitor_id
+    left join known_channels on known_channels.channel = sessions.channel
+    where sessions.session_started_at < leads_as_of.features_as_of
+),
+
+behaviour as (
+    select
+        contact_id,
+        count(*) as sessions,
+        count(*) filter (
+            where engagement_seconds > {{ var('engaged_session_seconds') }}
+        ) as engaged_sessions,
+        sum(page_views) as page_views,
+        max(session_number) = 1 as is_first_visit,
+        arg_min(channel, session_started_at) as channel,
+        sum(engagement_seconds) as total_engagement_seconds,
+        date_diff('second', min(session_started_at), max(session_started_at)) / 86400.0
+            as days_active_span,
+        count(distinct channel) as distinct_channels
+    from counted_sessions
+    group by contact_id
+)
+
+select
+    leads_as_of.contact_id,
+    leads_as_of.email,
+    leads_as_of.lead_created_at,
+    cast(coalesce(behaviour.sessions, 0) as integer) as sessions,
+    cast(coalesce(behaviour.engaged_sessions, 0) as integer) as engaged_sessions,
+    cast(coalesce(behaviour.page_views, 0) as integer) as page_views,
+    coalesce(behaviour.channel, 'Unassigned') as channel,
+    coalesce(behaviour.is_first_visit, false) as is_first_visit,
+    cast(coalesce(behaviour.total_engagement_seconds, 0) as double) as total_engagement_seconds,
+    cast(coalesce(behaviour.days_active_span, 0) as double) as days_active_span,
+    cast(coalesce(behaviour.distinct_channels, 0) as integer) as distinct_channels,
+    cast(leads_as_of.outcome = 'won' as integer) as is_won,
+    leads_as_of.outcome,
+    leads_as_of.outcome_at,
+    leads_as_of.features_as_of
+from leads_as_of
+left join behaviour on behaviour.contact_id = leads_as_of.contact_id

@@ -1,0 +1,1 @@
+"""Software-defined assets, grouped by domain: ingestion -> warehouse (dbt) -> ml."""

@@ -1,0 +1,113 @@
+"""Ingestion: landing files (seeded with demo data when empty) -> DuckDB schema `raw`."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+    asset,
+    multi_asset,
+)
+
+from leadscore_assets import generator, landing
+from leadscore_assets.provenance import REPO_ROOT, source_version
+from leadscore_assets.settings import PipelineSettings
+
+GROUP = "ingestion"
+RAW_TABLE_KEYS = {table: AssetKey([landing.RAW_SCHEMA, table]) for table in landing.LANDING_TABLES}
+_CODE_VERSION = source_version(
+    [REPO_ROOT / "leadscore_assets" / "landing.py", REPO_ROOT / "leadscore_assets" / "generator.py"]
+)
+
+
+@asset(group_name=GROUP, code_version=_CODE_VERSION)
+def landing_files(
+    context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]
+) -> MaterializeResult:
+    """The raw exports in `landing/` (GA4 sessions, CRM contacts, CRM deals).
+
+    When the folder holds no data file and demo seeding is on, it is filled with the synthetic
+    generator's exports (LEADSCORE_SYNTHETIC_LEADS leads, seed LEADSCORE_SYNTHETIC_SEED).
+    """
+    landing_dir = settings.landing_dir
+    files = landing.discover(landing_dir)
+    seeded = False
+    if not files and settings.seed_demo_data:
+        context.log.info(
+            f"landing/ is empty: generating {settings.synthetic_leads:,} synthetic leads "
+            f"(seed {settings.synthetic_seed})"
+        )
+        export = generator.generate(settings.synthetic_leads, settings.synthetic_seed)
+        generator.write_landing(export, landing_dir)
+        files = landing.discover(landing_dir)
+        seeded = True
+    if not files:
+        raise Failure(
+            f"No landing files in {landing_dir}. Drop ga4_sessions*, crm_contacts* and crm_deals* "
+            "exports there (docs/landing_schema.md) or enable LEADSCORE_SEED_DEMO_DATA."
+        )
+    digest = landing.files_digest(files)
+    ignored = landing.unrecognised(landing_dir)
+    if ignored:
+        context.log.warning(f"ignoring files that match no landing table: {', '.join(ignored)}")
+    return MaterializeResult(
+        metadata={
+            "files": MetadataValue.json(dict(landing.landing_summary(files))),
+            "total_bytes": sum(f.size for f in files),
+            "seeded_with_synthetic_data": seeded,
+            "ignored_files": MetadataValue.json(ignored),
+            "landing_dir": MetadataValue.path(str(landing_dir)),
+            "files_digest": digest,
+        },
+        data_version=DataVersion(digest[:16]),
+    )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            key,
+            deps=[landing_files],
+            group_name=GROUP,
+            description=f"Landing exports of `{table}` loaded into DuckDB `raw.{table}`.",
+            code_version=_CODE_VERSION,
+        )
+        for table, key in RAW_TABLE_KEYS.items()
+    ],
+)
+def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]):
+    """Load every landing file into `raw.*` in one transaction.
+
+    A malformed file is moved to landing/quarantine/ with a reason file beside it and the run
+    fails naming it; the warehouse keeps the previously loaded data.
+    """
+    files = landing.discover(settings.landing_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        counts = landing.load_landing(settings.warehouse_path, files)
+    except landing.LandingFileError as error:
+        moved = landing.quarantine(error, settings.landing_dir)
+        raise Failure(
+            description=f"Landing file {error.path.name} rejected: {error.problem}. "
+            f"Moved to {moved.relative_to(settings.data_dir)}; the warehouse and the published "
+            "model are unchanged.",
+            metadata={
+                "file": error.path.name,
+                "problem": error.problem,
+                "quarantined_to": str(moved),
+            },
+        ) from None
+    summary = landing.landing_summary(files)
+    for table, key in RAW_TABLE_KEYS.items():
+        yield MaterializeResult(
+            asset_key=key,
+            metadata={
+                "dagster/row_count": counts[table],
+                "source_files": MetadataValue.json(summary[table]),
+                "table": f"{landing.RAW_SCHEMA}.{table}",
+            },
+        )

@@ -1,0 +1,81 @@
+"""`leadscore`: small command-line tools around the pipeline.
+
+leadscore prepare                      parse the dbt project (dagster-dbt needs the manifest)
+leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
+                                       write synthetic exports into landing/
+leadscore synthetic-report --leads N   the generator's true conversion model, measured
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _prepare(_: argparse.Namespace) -> None:
+    from leadscore_assets.project import prepare_manifest
+
+    with console.status("parsing the dbt project"):
+        path = prepare_manifest()
+    console.print(f"dbt manifest ready: {path}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from leadscore_assets.generator import generate, write_landing
+    from leadscore_assets.settings import PipelineSettings
+
+    settings = PipelineSettings()
+    leads = args.leads or settings.synthetic_leads
+    seed = settings.synthetic_seed if args.seed is None else args.seed
+    started = time.perf_counter()
+    with console.status(f"generating {leads:,} leads (seed {seed})"):
+        export = generate(leads, seed, first_contact_id=args.first_contact_id)
+        written = write_landing(export, settings.landing_dir, batch=args.batch)
+    for path in written:
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    console.print(
+        f"{leads:,} leads, {export.sessions.num_rows:,} sessions, {export.deals.num_rows:,} deals "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def _synthetic_report(args: argparse.Namespace) -> None:
+    from leadscore_assets.synthetic_truth import measure
+
+    with console.status(f"generating and measuring {args.leads:,} leads"):
+        stats = measure(args.leads, args.seed)
+    table = Table(title=f"Synthetic data, {args.leads:,} leads, seed {args.seed}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for name, value in stats.items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="leadscore", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("prepare", help="parse the dbt project into its manifest").set_defaults(
+        handler=_prepare
+    )
+    generate = commands.add_parser("generate", help="write synthetic exports into landing/")
+    generate.add_argument("--leads", type=int, help="default: LEADSCORE_SYNTHETIC_LEADS")
+    generate.add_argument("--seed", type=int, help="default: LEADSCORE_SYNTHETIC_SEED")
+    generate.add_argument("--batch", default="", help="file name suffix, e.g. 2026-11")
+    generate.add_argument("--first-contact-id", type=int, default=1)
+    generate.set_defaults(handler=_generate)
+    report = commands.add_parser("synthetic-report", help="measure the generator's truth")
+    report.add_argument("--leads", type=int, default=200_000)
+    report.add_argument("--seed", type=int, default=42)
+    report.set_defaults(handler=_synthetic_report)
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

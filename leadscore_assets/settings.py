@@ -1,0 +1,89 @@
+"""Pipeline configuration: environment variables (prefix LEADSCORE_), documented in README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from leadscore_core.features import DEFAULT_FEATURE_SET
+from leadscore_core.settings import DataDirSettings
+
+EXPERIMENT_NAME = "Lead Scoring Optimization"
+REGISTERED_MODEL_NAME = "lead_scoring"
+CHALLENGER_ALIAS = "challenger"
+CHAMPION_ALIAS = "champion"
+
+SplitKind = Literal["random", "time"]
+CalibrationChoice = Literal["auto", "isotonic", "platt", "none"]
+
+
+class PipelineSettings(DataDirSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LEADSCORE_", extra="ignore", populate_by_name=True
+    )
+
+    # Demo data: seeded into landing/ when it is empty.
+    synthetic_leads: int = Field(93_000, ge=1)
+    synthetic_seed: int = 42
+    seed_demo_data: bool = True
+
+    # Training.
+    feature_set: str = DEFAULT_FEATURE_SET
+    split: SplitKind = "random"
+    calibration: CalibrationChoice = "auto"
+    high_threshold: float = Field(0.8, gt=0, lt=1)
+    training_threads: int = Field(2, ge=1)
+
+    # Promotion gate.
+    gate_min_auc: float = Field(0.70, ge=0, le=1)
+    gate_max_auc_drop: float = Field(0.005, ge=0, le=1)
+    min_training_leads: int = Field(1_000, ge=0)
+    min_training_conversions: int = Field(100, ge=0)
+
+    # Automation.
+    retrain_cron: str = "0 6 * * *"
+    sensor_min_interval_seconds: int = Field(30, ge=1)
+
+    # MLflow: the standard variable wins; default is a sqlite store in the data dir.
+    mlflow_tracking_uri: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LEADSCORE_MLFLOW_TRACKING_URI")
+    )
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def features_csv_path(self) -> Path:
+        return self.data_dir / "lead_scoring_features.csv"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.models_dir / "candidates"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def dbt_runs_dir(self) -> Path:
+        return self.data_dir / "dbt"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()

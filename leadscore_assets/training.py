@@ -1,0 +1,224 @@
+"""Training: the features CSV in, a fitted (and possibly calibrated) XGBoost model out.
+
+Pure functions, no Dagster or MLflow, so they are unit-testable and the asset stays thin. The
+seed's settings are kept (max_depth 5, learning_rate 0.1, 100 trees, 80/20 split with
+random_state 42); what changed is documented in docs/model.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.model_selection import train_test_split
+
+from leadscore_assets.calibration import fit_calibration
+from leadscore_core.artifact import apply_calibration
+from leadscore_core.features import (
+    CSV_COLUMNS,
+    FEATURE_SETS,
+    INPUT_FIELDS,
+    LABEL_COLUMN,
+    LEAD_TIMESTAMP_COLUMN,
+    Feature,
+    feature_matrix,
+    features_for,
+    xgboost_feature_type,
+)
+
+SEED_HYPERPARAMETERS: dict[str, Any] = {
+    "max_depth": 5,
+    "learning_rate": 0.1,
+    "n_estimators": 100,
+    "objective": "binary:logistic",
+    "eval_metric": "auc",
+    "random_state": 42,
+}
+TEST_SIZE = 0.2
+SPLIT_RANDOM_STATE = 42
+# Share of the training rows held out to fit the calibration map (when calibrating).
+CALIBRATION_SIZE = 0.2
+
+_CSV_DTYPES: dict[str, Any] = {
+    "contact_id": "int64",
+    "email": "string",
+    LEAD_TIMESTAMP_COLUMN: "string",
+    LABEL_COLUMN: "int64",
+    **{
+        f.name: {"count": "float64", "seconds": "float64", "days": "float64", "category": "string"}[
+            f.kind
+        ]
+        for f in INPUT_FIELDS
+        if f.kind != "bool"
+    },
+}
+
+
+def read_features_csv(path: Path) -> pd.DataFrame:
+    """Load the exported features, insisting on the specified columns (named when missing)."""
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), [])
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{path.name} lacks column(s): {', '.join(missing)}")
+    frame = pd.read_csv(path, usecols=list(CSV_COLUMNS), dtype=_CSV_DTYPES)
+    for bool_field in (f.name for f in INPUT_FIELDS if f.kind == "bool"):
+        frame[bool_field] = (
+            frame[bool_field]
+            .map({True: 1.0, False: 0.0, "true": 1.0, "false": 0.0})
+            .astype("float64")
+        )
+    frame[LEAD_TIMESTAMP_COLUMN] = pd.to_datetime(frame[LEAD_TIMESTAMP_COLUMN], utc=True)
+    return frame
+
+
+def input_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The input-field columns `feature_matrix` (and the API) take."""
+    columns: dict[str, np.ndarray] = {}
+    for f in INPUT_FIELDS:
+        if f.kind == "category":
+            columns[f.name] = frame[f.name].fillna("").to_numpy(dtype=object)
+        else:
+            columns[f.name] = frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return columns
+
+
+def split_indices(
+    frame: pd.DataFrame, kind: str, test_size: float = TEST_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row positions.
+
+    random: the seed's 80/20 split (random_state 42). time: the newest 20% of leads by
+    `lead_created_at` are the test set, so no training lead is newer than a test lead.
+    """
+    positions = np.arange(len(frame))
+    if kind == "random":
+        train, test = train_test_split(
+            positions, test_size=test_size, random_state=SPLIT_RANDOM_STATE
+        )
+        return np.sort(train), np.sort(test)
+    if kind == "time":
+        order = np.lexsort(
+            (frame["contact_id"].to_numpy(), frame[LEAD_TIMESTAMP_COLUMN].to_numpy())
+        )
+        n_test = int(round(len(frame) * test_size))
+        return np.sort(order[: len(frame) - n_test]), np.sort(order[len(frame) - n_test :])
+    raise ValueError(f"unknown split {kind!r}; use 'random' or 'time'")
+
+
+def _calibration_split(
+    frame: pd.DataFrame, train: np.ndarray, kind: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Carve the calibration slice out of the training rows the same way the test set was cut
+    (for a time split: the newest training leads)."""
+    fit, calibrate = split_indices(frame.iloc[train], kind, test_size=CALIBRATION_SIZE)
+    return train[fit], train[calibrate]
+
+
+def dmatrix(
+    matrix: np.ndarray, features: Sequence[Feature], labels: np.ndarray | None = None
+) -> xgb.DMatrix:
+    return xgb.DMatrix(
+        matrix,
+        label=labels,
+        feature_names=[f.name for f in features],
+        feature_types=[xgboost_feature_type(f) for f in features],
+        enable_categorical=True,
+    )
+
+
+def fit_booster(
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    features: Sequence[Feature],
+    hyperparameters: Mapping[str, Any],
+    nthread: int,
+) -> xgb.Booster:
+    params = {k: v for k, v in hyperparameters.items() if k not in ("n_estimators", "random_state")}
+    params.update(seed=hyperparameters["random_state"], nthread=nthread, max_cat_to_onehot=1)
+    return xgb.train(params, dmatrix(matrix, features, labels), hyperparameters["n_estimators"])
+
+
+@dataclass
+class TrainedModel:
+    booster: xgb.Booster
+    feature_set: str
+    features: tuple[Feature, ...]
+    categories: dict[str, list[str]]
+    calibration: dict[str, Any]
+    split: str
+    test_rows: pd.DataFrame  # the holdout: input fields, label, raw and served scores
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+def train(
+    frame: pd.DataFrame,
+    *,
+    feature_set: str,
+    split: str,
+    calibration: str,
+    categories: Mapping[str, Sequence[str]],
+    hyperparameters: Mapping[str, Any] = SEED_HYPERPARAMETERS,
+    nthread: int = 2,
+) -> TrainedModel:
+    """Split, fit, calibrate on a held-out slice of the training rows, and score the test rows."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(
+            f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}"
+        )
+    labels = frame[LABEL_COLUMN].to_numpy()
+    if len(np.unique(labels)) < 2:
+        raise ValueError("the training data has only one class; nothing to learn")
+    features = features_for(FEATURE_SETS[feature_set])
+    used_categories = {
+        f.name: list(categories[f.name]) for f in features if f.kind == "categorical"
+    }
+    matrix = feature_matrix(input_columns(frame), features, used_categories)
+
+    train_rows, test_rows = split_indices(frame, split)
+    if calibration == "none":
+        fit_rows, calibration_rows = train_rows, train_rows[:0]
+    else:
+        fit_rows, calibration_rows = _calibration_split(frame, train_rows, split)
+    booster = fit_booster(matrix[fit_rows], labels[fit_rows], features, hyperparameters, nthread)
+
+    if calibration == "none":
+        calibration_map: dict[str, Any] = {"method": "none"}
+    else:
+        raw_calibration = booster.inplace_predict(matrix[calibration_rows])
+        calibration_map = fit_calibration(
+            labels[calibration_rows],
+            raw_calibration,
+            method=calibration,
+            random_state=SPLIT_RANDOM_STATE,
+        )
+    raw_test = np.asarray(booster.inplace_predict(matrix[test_rows]), dtype=np.float64)
+    holdout = frame.iloc[test_rows][list(CSV_COLUMNS)].reset_index(drop=True)
+    holdout["raw_score"] = raw_test
+    holdout["score"] = apply_calibration(raw_test, calibration_map)
+    return TrainedModel(
+        booster=booster,
+        feature_set=feature_set,
+        features=features,
+        categories=used_categories,
+        calibration=calibration_map,
+        split=split,
+        test_rows=holdout,
+        rows={
+            "total": len(frame),
+            "fit": len(fit_rows),
+            "calibration": len(calibration_rows),
+            "test": len(test_rows),
+            "positives": int(labels.sum()),
+        },
+    )

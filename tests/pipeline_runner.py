@@ -1,0 +1,63 @@
+"""Run the real Dagster job in-process on a temporary data directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from leadscore_assets.definitions import build_definitions
+from leadscore_assets.settings import PipelineSettings
+
+SMALL_DATASET_LEADS = 6_000
+
+
+@dataclass
+class Pipeline:
+    """One data directory with its own Dagster instance, MLflow store and warehouse."""
+
+    settings: PipelineSettings
+    instance: DagsterInstance
+
+    @property
+    def definitions(self):
+        return build_definitions(self.settings)
+
+    def run(self, run_config: dict[str, Any] | None = None) -> ExecuteInProcessResult:
+        job = self.definitions.get_job_def("retrain_job")
+        return job.execute_in_process(
+            instance=self.instance, run_config=run_config or {}, raise_on_error=False
+        )
+
+    def check_results(self, result: ExecuteInProcessResult) -> dict[str, Any]:
+        """Asset-check evaluations of a run, by check name."""
+        return {
+            event.event_specific_data.check_name: event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+
+    def failure_messages(self, result: ExecuteInProcessResult) -> str:
+        return "\n".join(
+            str(event.event_specific_data.error.message)
+            for event in result.all_events
+            if event.event_type_value == "STEP_FAILURE"
+        )
+
+
+def new_pipeline(data_dir: Path, **overrides: Any) -> Pipeline:
+    settings = PipelineSettings(
+        data_dir=data_dir,
+        synthetic_leads=overrides.pop("synthetic_leads", SMALL_DATASET_LEADS),
+        mlflow_tracking_uri=None,
+        **overrides,
+    )
+    (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.local_temp(str(data_dir / "dagster"))
+    return Pipeline(settings, instance)
+
+
+def training_run_config(**fields: Any) -> dict[str, Any]:
+    return {"ops": {"lead_scoring_model": {"config": fields}}}

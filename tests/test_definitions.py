@@ -1,0 +1,117 @@
+"""The Dagster code location loads, is wired as documented, and matches the feature spec."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus
+
+from leadscore_assets.definitions import build_definitions, defs
+from leadscore_assets.project import DBT_PROJECT_DIR
+from leadscore_core.features import CSV_COLUMNS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph():
+    return defs.get_repository_def().asset_graph
+
+
+def test_definitions_load_with_the_whole_lineage():
+    graph = _graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "landing_files",
+        "raw/ga4_sessions",
+        "raw/crm_contacts",
+        "raw/crm_deals",
+        "staging/stg_ga4_sessions",
+        "staging/stg_crm_contacts",
+        "staging/stg_crm_deals",
+        "reference/channel_groups",
+        "marts/fct_lead_scoring_features",
+        "lead_scoring_features_csv",
+        "lead_scoring_model",
+        "published_model",
+    } <= keys
+    upstream = graph.get(AssetKey("published_model")).parent_keys
+    assert upstream == {AssetKey("lead_scoring_model")}
+    # one unbroken chain from the landing files to the published model
+    ancestors = graph.upstream_key_iterator(AssetKey("published_model"))
+    assert AssetKey("landing_files") in set(ancestors)
+    mart_parents = graph.get(AssetKey(["marts", "fct_lead_scoring_features"])).parent_keys
+    assert AssetKey(["staging", "stg_ga4_sessions"]) in mart_parents
+    assert graph.get(AssetKey(["staging", "stg_ga4_sessions"])).parent_keys == {
+        AssetKey(["raw", "ga4_sessions"])
+    }
+
+
+def test_every_asset_has_a_code_version():
+    graph = _graph()
+    for key in graph.get_all_asset_keys():
+        if graph.get(key).is_materializable:
+            assert graph.get(key).code_version, key
+
+
+def test_dbt_tests_and_the_gate_are_asset_checks():
+    checks = {k.name for k in _graph().asset_check_keys}
+    assert "promotion_gate" in checks
+    assert "not_greater_than_fct_lead_scoring_features_engaged_sessions__sessions" in checks
+    assert "unique_fct_lead_scoring_features_contact_id" in checks
+
+
+def test_job_schedule_and_sensor_are_on_by_default():
+    repository = defs.get_repository_def()
+    job = repository.get_job("retrain_job")
+    assert AssetKey("published_model") in job.asset_layer.selected_asset_keys
+    schedule = repository.get_schedule_def("daily_retrain")
+    assert schedule.cron_schedule == "0 6 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    sensor = repository.get_sensor_def("new_landing_files")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_schedule_follows_its_setting(tmp_path):
+    from leadscore_assets.settings import PipelineSettings
+
+    custom = build_definitions(PipelineSettings(data_dir=tmp_path, retrain_cron="30 2 * * 1"))
+    assert (
+        custom.get_repository_def().get_schedule_def("daily_retrain").cron_schedule == "30 2 * * 1"
+    )
+
+
+def test_mart_yml_documents_every_exported_column():
+    """The feature spec (CSV_COLUMNS) and the dbt mart's documented columns stay in step."""
+    spec = yaml.safe_load(
+        (DBT_PROJECT_DIR / "models/marts/fct_lead_scoring_features.yml").read_text()
+    )
+    documented = [c["name"] for c in spec["models"][0]["columns"]]
+    assert [c for c in documented if c in CSV_COLUMNS] == list(CSV_COLUMNS)
+    sql = (DBT_PROJECT_DIR / "models/marts/fct_lead_scoring_features.sql").read_text()
+    for column in documented:
+        assert f" as {column}" in sql or f".{column}," in sql or f".{column}\n" in sql, column
+
+
+def test_dagster_definitions_validate(tmp_path):
+    env = {**os.environ, "LEADSCORE_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Validation successful" in completed.stdout + completed.stderr

@@ -1,0 +1,134 @@
+"""A full materialisation on a small generated dataset: every stage leaves what it promises."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
+
+from leadscore_assets.assets.ml import CANDIDATE_HOLDOUT, MART_TABLE
+from leadscore_assets.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from leadscore_assets.training import input_columns
+from leadscore_core.artifact import METADATA_ATTRIBUTE, apply_calibration, load_model
+from leadscore_core.features import CSV_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_asset_materialised_and_every_check_passed(trained_pipeline):
+    result = trained_pipeline.result
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {
+        "landing_files",
+        "raw/ga4_sessions",
+        "raw/crm_contacts",
+        "raw/crm_deals",
+        "staging/stg_ga4_sessions",
+        "marts/fct_lead_scoring_features",
+        "lead_scoring_features_csv",
+        "lead_scoring_model",
+        "published_model",
+    } <= materialised
+    checks = trained_pipeline.check_results(result)
+    assert len(checks) >= 20, "dbt tests should surface as asset checks"
+    assert all(c.passed for c in checks.values()), [n for n, c in checks.items() if not c.passed]
+    assert "promotion_gate" in checks
+
+
+def test_mart_has_one_row_per_contact(trained_pipeline):
+    settings = trained_pipeline.settings
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        contacts = conn.execute("SELECT count(*) FROM raw.crm_contacts").fetchone()[0]
+        rows, distinct = conn.execute(
+            f"SELECT count(*), count(DISTINCT contact_id) FROM {MART_TABLE}"
+        ).fetchone()
+        conversion = conn.execute(f"SELECT avg(is_won) FROM {MART_TABLE}").fetchone()[0]
+    assert contacts == settings.synthetic_leads
+    assert rows == distinct == contacts
+    assert 0.05 <= conversion <= 0.15
+
+
+def test_features_csv_has_the_specified_columns(trained_pipeline):
+    path = trained_pipeline.settings.features_csv_path
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    assert tuple(header) == CSV_COLUMNS
+    frame = pd.read_csv(path)
+    assert len(frame) == trained_pipeline.settings.synthetic_leads
+    assert (frame["engaged_sessions"] <= frame["sessions"]).all()
+
+
+def _mlflow_run(settings):
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    assert experiment is not None
+    assert experiment.artifact_location.startswith(settings.artifact_location)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_mlflow_run_has_params_metrics_tags_and_model(trained_pipeline):
+    settings = trained_pipeline.settings
+    client, run = _mlflow_run(settings)
+    assert run.info.status == "FINISHED"
+    for param in ("max_depth", "learning_rate", "n_estimators", "objective", "random_state"):
+        assert param in run.data.params
+    assert run.data.params["max_depth"] == "5"
+    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"):
+        assert metric in run.data.metrics
+    assert run.data.tags["dagster_run_id"] == trained_pipeline.result.run_id
+    assert len(run.data.tags["training_data_sha256"]) == 64
+    version = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")
+    assert version.run_id == run.info.run_id
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report", "published", "model_card.md"} <= artifacts
+
+
+def test_published_model_loads_in_plain_xgboost_and_reproduces_logged_auc(trained_pipeline):
+    settings = trained_pipeline.settings
+    published = settings.published_model_path
+    booster = xgb.Booster(model_file=str(published))
+    metadata = json.loads(booster.attr(METADATA_ATTRIBUTE))
+    _, run = _mlflow_run(settings)
+    assert metadata["mlflow_run_id"] == run.info.run_id
+    assert metadata["dagster_run_id"] == trained_pipeline.result.run_id
+
+    version = metadata["registered_model"]["version"]
+    holdout = pd.read_parquet(settings.candidates_dir / f"v{version}" / CANDIDATE_HOLDOUT)
+    model = load_model(published)
+    matrix = model.matrix(input_columns(holdout))
+    raw = booster.inplace_predict(matrix)
+    served = apply_calibration(np.asarray(raw, dtype=np.float64), metadata["calibration"])
+    auc = roc_auc_score(holdout["is_won"], served)
+    assert auc == pytest.approx(run.data.metrics["roc_auc"], abs=1e-9)
+    assert auc >= 0.75, "the synthetic data carries signal a model must find"
+
+
+def test_published_model_records_its_provenance(trained_pipeline):
+    model = load_model(trained_pipeline.settings.published_model_path)
+    metadata = model.metadata
+    assert (
+        metadata["model_version"]
+        == f"{REGISTERED_MODEL_NAME}/{metadata['registered_model']['version']}"
+    )
+    assert metadata["training_data"]["rows"] == trained_pipeline.settings.synthetic_leads
+    assert metadata["training_data"]["sha256"] == _sha256(
+        trained_pipeline.settings.features_csv_path
+    )
+    assert "fct_lead_scoring_features" in metadata["code_version"]["dbt_models"]
+    assert metadata["threshold"] == 0.8
+    assert [f["name"] for f in metadata["features"]] == list(model.feature_names)
+
+
+def _sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
