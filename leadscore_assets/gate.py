@@ -12,34 +12,46 @@ class GateDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class HeadToHead:
+    """Challenger and champion ROC AUC on the same holdout rows."""
+
+    challenger_auc: float
+    champion_auc: float
+    rows: int
+
+
 def decide_promotion(
     *,
     challenger_auc: float,
-    champion_auc: float | None,
+    head_to_head: HeadToHead | None,
     min_auc: float,
     max_auc_drop: float,
     warnings: Sequence[str] = (),
 ) -> GateDecision:
-    """Promote when the challenger clears the floor, is not worse than the champion by more than
-    `max_auc_drop` (on the same holdout rows), and was trained on enough data to judge."""
+    """Promote when the challenger clears the floor on its holdout, is not worse than the champion
+    by more than `max_auc_drop` on the same rows, and was trained on enough data to judge.
+    `head_to_head` is None when there is no champion yet."""
     if warnings:
         return GateDecision(False, "not promoted: " + "; ".join(warnings))
     if challenger_auc < min_auc:
         return GateDecision(
             False, f"not promoted: ROC AUC {challenger_auc:.4f} is below the floor {min_auc:.4f}"
         )
-    if champion_auc is None:
+    if head_to_head is None:
         return GateDecision(
             True, f"promoted: ROC AUC {challenger_auc:.4f} >= floor {min_auc:.4f}; no champion yet"
         )
-    if challenger_auc < champion_auc - max_auc_drop:
+    challenger, champion = head_to_head.challenger_auc, head_to_head.champion_auc
+    if challenger < champion - max_auc_drop:
         return GateDecision(
             False,
-            f"not promoted: ROC AUC {challenger_auc:.4f} is worse than the champion's "
-            f"{champion_auc:.4f} by more than {max_auc_drop:.4f}",
+            f"not promoted: ROC AUC {challenger:.4f} is worse than the champion's {champion:.4f} "
+            f"by more than {max_auc_drop:.4f} on the same {head_to_head.rows:,} holdout rows",
         )
     return GateDecision(
         True,
-        f"promoted: ROC AUC {challenger_auc:.4f} vs champion {champion_auc:.4f} "
+        f"promoted: ROC AUC {challenger:.4f} vs champion {champion:.4f} on the same "
+        f"{head_to_head.rows:,} holdout rows "
         f"(floor {min_auc:.4f}, allowed drop {max_auc_drop:.4f})",
     )

@@ -8,6 +8,7 @@ learn and a known ceiling. Everything is vectorised numpy/pyarrow: 1M leads in s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,4 +326,27 @@ def write_landing(export: SyntheticExport, landing_dir: Path, batch: str = "") -
         pa_csv.write_csv(table, partial)
         partial.replace(target)
         written.append(target)
+    _record_generated(landing_dir, written)
     return written
+
+
+GENERATED_MARKER = ".generated-by-leadscore.json"
+
+
+def _record_generated(landing_dir: Path, written: list[Path]) -> None:
+    """Remember which landing files are synthetic (a hidden file the loader never reads), so a
+    model card can say whether it was trained on demo data or on a user's exports."""
+    marker = landing_dir / GENERATED_MARKER
+    known = json.loads(marker.read_text()) if marker.exists() else {}
+    known.update({p.name: p.stat().st_size for p in written})
+    marker.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def synthetic_share(landing_dir: Path, names_and_sizes: dict[str, int]) -> float:
+    """Share of the given landing files (name -> size) written, unchanged, by the generator."""
+    marker = landing_dir / GENERATED_MARKER
+    known = json.loads(marker.read_text()) if marker.exists() else {}
+    if not names_and_sizes:
+        return 0.0
+    generated = sum(known.get(name) == size for name, size in names_and_sizes.items())
+    return generated / len(names_and_sizes)

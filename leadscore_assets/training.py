@@ -154,6 +154,7 @@ class TrainedModel:
     calibration: dict[str, Any]
     split: str
     test_rows: pd.DataFrame  # the holdout: input fields, label, raw and served scores
+    seen_contact_ids: np.ndarray  # every lead the model (or its calibration) learned from
     rows: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -214,6 +215,7 @@ def train(
         calibration=calibration_map,
         split=split,
         test_rows=holdout,
+        seen_contact_ids=frame["contact_id"].to_numpy()[train_rows],
         rows={
             "total": len(frame),
             "fit": len(fit_rows),

@@ -26,7 +26,7 @@ class Pipeline:
         return build_definitions(self.settings)
 
     def run(self, run_config: dict[str, Any] | None = None) -> ExecuteInProcessResult:
-        job = self.definitions.get_job_def("retrain_job")
+        job = self.definitions.resolve_job_def("retrain_job")
         return job.execute_in_process(
             instance=self.instance, run_config=run_config or {}, raise_on_error=False
         )

@@ -7,6 +7,7 @@ served.
 
 import json
 import shutil
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,10 @@ from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
 from leadscore_assets import tracking
-from leadscore_assets.evaluation import classification_metrics, conversion_by_tier
-from leadscore_assets.gate import GateDecision, decide_promotion
+from leadscore_assets.evaluation import classification_metrics, conversion_by_tier, score_tiers
+from leadscore_assets.gate import HeadToHead, decide_promotion
+from leadscore_assets.generator import synthetic_share
+from leadscore_assets.landing import discover
 from leadscore_assets.project import channel_groups, dbt_project
 from leadscore_assets.provenance import (
     REPO_ROOT,
@@ -76,9 +79,13 @@ MART_KEY = AssetKey(["marts", "fct_lead_scoring_features"])
 MART_TABLE = "marts.fct_lead_scoring_features"
 CANDIDATE_MODEL = "model.json"
 CANDIDATE_HOLDOUT = "holdout.parquet"
+CANDIDATE_SEEN_CONTACTS = "training_contacts.parquet"
 CANDIDATE_GATE = "gate.json"
 MODEL_CARD = "model_card.md"
 PUBLISHED_ARTIFACT_DIR = "published"
+# A fair head-to-head needs holdout rows neither model trained on; below this many (or with one
+# class only) the whole holdout is used, which can only favour the champion.
+MIN_HEAD_TO_HEAD_ROWS = 200
 
 _ML_SOURCES = [
     REPO_ROOT / "leadscore_assets" / name
@@ -207,7 +214,9 @@ def lead_scoring_model(
     raw_metrics = classification_metrics(
         holdout[LABEL_COLUMN], holdout["raw_score"], settings.high_threshold
     )
-    tiers = conversion_by_tier(holdout[LABEL_COLUMN], holdout["score"])
+    tiers = conversion_by_tier(
+        holdout[LABEL_COLUMN], holdout["score"], score_tiers((0.2, 0.5, settings.high_threshold))
+    )
     baseline = _seed_baseline(frame, trained, settings) if feature_set != "seed" else metrics
 
     run = mlflow.active_run()
@@ -286,7 +295,7 @@ def lead_scoring_model(
             "rows": len(frame),
             "positives": positives,
         },
-        data_source="landing exports in " + settings.landing_dir.name + "/",
+        data_source=_data_source(settings),
         code_version={
             "git_commit": code_version,
             "dbt_models": dbt_model_versions(dbt_project.manifest_path),
@@ -299,18 +308,21 @@ def lead_scoring_model(
     raw = model_bytes(trained.booster, metadata)
     write_atomically(candidate_dir / CANDIDATE_MODEL, raw)
     holdout.to_parquet(candidate_dir / CANDIDATE_HOLDOUT, index=False)
+    pd.DataFrame({"contact_id": trained.seen_contact_ids}).to_parquet(
+        candidate_dir / CANDIDATE_SEEN_CONTACTS, index=False
+    )
 
     figures = plot_report(
         holdout[LABEL_COLUMN],
         holdout["score"],
         candidate_dir / "report",
         raw_scores=holdout["raw_score"] if trained.calibration["method"] != "none" else None,
-        feature_importance=trained.booster.get_score(importance_type="gain"),
+        feature_importance=_importance(trained),
         title_suffix=f"— {metadata['model_version']}, {feature_set} features, {split} split",
         threshold=settings.high_threshold,
     )
     card = model_card(
-        {**metadata, "training_data_sha256": csv_sha256, "training_rows": len(frame)},
+        {**metadata, "training_data_sha256": csv_sha256, "training_rows": trained.rows["fit"]},
         metrics,
         tiers,
         comparison={"seed (baseline)": baseline, feature_set: metrics}
@@ -325,6 +337,7 @@ def lead_scoring_model(
     )
     # The served file, byte for byte, so any registered version can be audited or re-published.
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_MODEL), artifact_path=PUBLISHED_ARTIFACT_DIR)
+    mlflow.log_artifact(str(candidate_dir / CANDIDATE_SEEN_CONTACTS), artifact_path="training")
     mlflow.end_run()
 
     return MaterializeResult(
@@ -351,12 +364,28 @@ def lead_scoring_model(
     )
 
 
+def _importance(trained: TrainedModel) -> dict[str, float]:
+    """Gain per feature, with 0 for features the trees never split on (XGBoost omits them)."""
+    gains = trained.booster.get_score(importance_type="gain")
+    return {name: float(gains.get(name, 0.0)) for name in trained.feature_names}
+
+
+def _data_source(settings: PipelineSettings) -> str:
+    files = {f.path.name: f.size for f in discover(settings.landing_dir)}
+    share = synthetic_share(settings.landing_dir, files)
+    if share == 1:
+        return "synthetic demo data from the leadscore generator (docs/synthetic_data.md)"
+    if share == 0:
+        return f"landing exports ({', '.join(sorted(files))})"
+    names = ", ".join(sorted(files))
+    return f"landing exports, {share:.0%} of the files synthetic demo data ({names})"
+
+
 def _tier_table(tiers: list[dict]) -> str:
     lines = ["| tier | leads | conversions | conversion rate |", "|---|---:|---:|---:|"]
-    lines += [
-        f"| {t['tier']} | {t['leads']:,} | {t['conversions']:,} | {t['conversion_rate']:.1%} |"
-        for t in tiers
-    ]
+    for tier in tiers:
+        rate = "–" if tier["conversion_rate"] is None else f"{tier['conversion_rate']:.1%}"
+        lines.append(f"| {tier['tier']} | {tier['leads']:,} | {tier['conversions']:,} | {rate} |")
     return "\n".join(lines)
 
 
@@ -372,19 +401,40 @@ def _auc_on(model: LoadedModel, holdout: pd.DataFrame) -> float:
     return float(roc_auc_score(holdout[LABEL_COLUMN], model.predict_proba(input_columns(holdout))))
 
 
-def _champion_model(settings: PipelineSettings) -> tuple[str, LoadedModel] | None:
-    """The current champion's served file, from its MLflow run."""
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    model: LoadedModel
+    seen_contact_ids: np.ndarray
+
+
+def _champion(settings: PipelineSettings) -> Champion | None:
+    """The current champion's served file and training leads, from its MLflow run."""
     registry = tracking.client(settings)
     try:
-        champion = registry.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+        version = registry.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
     except MlflowException:
         return None
-    local = mlflow.artifacts.download_artifacts(
-        run_id=champion.run_id,
-        artifact_path=f"{PUBLISHED_ARTIFACT_DIR}/{CANDIDATE_MODEL}",
-        tracking_uri=settings.tracking_uri,
+
+    def artifact(path: str) -> str:
+        return mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=path, tracking_uri=settings.tracking_uri
+        )
+
+    seen = pd.read_parquet(artifact(f"training/{CANDIDATE_SEEN_CONTACTS}"))["contact_id"]
+    return Champion(
+        str(version.version),
+        load_model(artifact(f"{PUBLISHED_ARTIFACT_DIR}/{CANDIDATE_MODEL}")),
+        seen.to_numpy(),
     )
-    return champion.version, load_model(local)
+
+
+def _head_to_head(challenger: LoadedModel, champion: Champion, holdout: pd.DataFrame) -> HeadToHead:
+    """Both models on the holdout rows the champion never saw (the challenger never saw any)."""
+    unseen = holdout[~holdout["contact_id"].isin(champion.seen_contact_ids)]
+    fair = len(unseen) >= MIN_HEAD_TO_HEAD_ROWS and unseen[LABEL_COLUMN].nunique() == 2
+    rows = unseen if fair else holdout
+    return HeadToHead(_auc_on(challenger, rows), _auc_on(champion.model, rows), len(rows))
 
 
 @asset_check(
@@ -400,13 +450,11 @@ def promotion_gate(
     challenger = load_model(candidate_dir / CANDIDATE_MODEL)
     holdout = pd.read_parquet(candidate_dir / CANDIDATE_HOLDOUT)
     challenger_auc = _auc_on(challenger, holdout)
-    champion = _champion_model(settings)
-    champion_version, champion_auc = (
-        (None, None) if champion is None else (champion[0], _auc_on(champion[1], holdout))
-    )
-    decision: GateDecision = decide_promotion(
+    champion = _champion(settings)
+    head_to_head = None if champion is None else _head_to_head(challenger, champion, holdout)
+    decision = decide_promotion(
         challenger_auc=challenger_auc,
-        champion_auc=champion_auc,
+        head_to_head=head_to_head,
         min_auc=settings.gate_min_auc,
         max_auc_drop=settings.gate_max_auc_drop,
         warnings=list(challenger.metadata.get("warnings", [])),
@@ -416,8 +464,8 @@ def promotion_gate(
         "reason": decision.reason,
         "challenger_version": challenger.metadata["registered_model"]["version"],
         "challenger_auc": challenger_auc,
-        "champion_version": champion_version,
-        "champion_auc": champion_auc,
+        "champion_version": champion.version if champion else None,
+        "head_to_head": asdict(head_to_head) if head_to_head else None,
         "min_auc": settings.gate_min_auc,
         "max_auc_drop": settings.gate_max_auc_drop,
         "holdout_rows": len(holdout),
@@ -429,6 +477,19 @@ def promotion_gate(
         "promotion_gate",
         "passed" if decision.passed else "failed",
     )
+    compared: dict[str, Any] = (
+        {
+            "champion_auc": MetadataValue.null(),
+            "challenger_auc_vs_champion": MetadataValue.null(),
+            "head_to_head_rows": 0,
+        }
+        if head_to_head is None
+        else {
+            "champion_auc": head_to_head.champion_auc,
+            "challenger_auc_vs_champion": head_to_head.challenger_auc,
+            "head_to_head_rows": head_to_head.rows,
+        }
+    )
     return AssetCheckResult(
         passed=decision.passed,
         severity=AssetCheckSeverity.ERROR,
@@ -436,8 +497,8 @@ def promotion_gate(
         metadata={
             "challenger_version": record["challenger_version"],
             "challenger_auc": challenger_auc,
-            "champion_version": champion_version or "none",
-            "champion_auc": champion_auc if champion_auc is not None else MetadataValue.null(),
+            "champion_version": record["champion_version"] or "none",
+            **compared,
             "min_auc": settings.gate_min_auc,
             "max_auc_drop": settings.gate_max_auc_drop,
             "holdout_rows": len(holdout),
@@ -468,18 +529,18 @@ def published_model(
     write_atomically(settings.published_model_path, raw)
     write_atomically(settings.models_dir / MODEL_CARD, (candidate_dir / MODEL_CARD).read_bytes())
     context.log.info(f"published {model.version} to {settings.published_model_path}")
+    provenance = model.metadata
     return MaterializeResult(
         metadata={
             "model_version": model.version,
+            "registered_model": MetadataValue.json(provenance["registered_model"]),
             "path": MetadataValue.path(str(settings.published_model_path)),
             "sha256": model.file_sha256,
-            "mlflow_run_id": model.metadata["mlflow_run_id"],
-            "training_dagster_run_id": model.metadata["dagster_run_id"],
-            "training_data_sha256": model.metadata["training_data"]["sha256"],
-            "challenger_auc": gate["challenger_auc"],
-            "previous_champion_auc": gate["champion_auc"]
-            if gate["champion_auc"] is not None
-            else MetadataValue.null(),
+            "mlflow_run_id": provenance["mlflow_run_id"],
+            "training_dagster_run_id": provenance["dagster_run_id"],
+            "training_data": MetadataValue.json(provenance["training_data"]),
+            "code_version": MetadataValue.json(provenance["code_version"]),
+            "gate": MetadataValue.json(gate),
         },
         data_version=DataVersion(model.file_sha256[:16]),
     )

@@ -1,0 +1,190 @@
+"""A model's life on one data directory: first champion, a rejected landing file, a worse
+challenger the gate blocks, then new data that produces a better champion the running API picks up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import duckdb
+import httpx
+import pandas as pd
+import pytest
+from dagster import RunRequest, build_sensor_context
+from integration.processes import ManagedProcess, free_port, wait_until
+from mlflow import MlflowClient
+from pipeline_runner import new_pipeline, training_run_config
+
+from leadscore_assets.generator import generate, write_landing
+from leadscore_assets.settings import REGISTERED_MODEL_NAME
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    pipeline = new_pipeline(tmp_path_factory.mktemp("lifecycle"))
+    first = pipeline.run()
+    assert first.success, pipeline.failure_messages(first)
+    yield pipeline
+    pipeline.instance.dispose()
+
+
+def _registry(pipeline):
+    return MlflowClient(tracking_uri=pipeline.settings.tracking_uri)
+
+
+def _champion_version(pipeline) -> str:
+    champion = _registry(pipeline).get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")
+    return str(champion.version)
+
+
+def _raw_tables(pipeline) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(pipeline.settings.warehouse_path), read_only=True) as conn:
+        return {
+            t: conn.execute(f"SELECT * FROM raw.{t} ORDER BY ALL").df()
+            for t in ("ga4_sessions", "crm_contacts", "crm_deals")
+        }
+
+
+def test_first_run_promotes_when_the_floor_holds(pipeline):
+    assert _champion_version(pipeline) == "1"
+    published = json.loads(pipeline.settings.published_model_path.read_bytes())
+    assert published["learner"]["attributes"]["leadscore_metadata"]
+
+
+def test_malformed_landing_file_is_quarantined_and_nothing_is_lost(pipeline):
+    settings = pipeline.settings
+    published_before = settings.published_model_path.read_bytes()
+    raw_before = _raw_tables(pipeline)
+    versions_before = len(
+        _registry(pipeline).search_model_versions(f"name='{REGISTERED_MODEL_NAME}'")
+    )
+    bad = settings.landing_dir / "crm_deals_late.csv"
+    bad.write_text("deal_id,contact_id,stage,closed_at\n1,1,closed_won,not-a-date\n")
+
+    result = pipeline.run()
+
+    assert not result.success
+    message = pipeline.failure_messages(result)
+    assert "crm_deals_late.csv" in message and "closed_at" in message
+    assert not bad.exists()
+    quarantined = list((settings.landing_dir / "quarantine").glob("*crm_deals_late.csv"))
+    assert len(quarantined) == 1
+    reason = quarantined[0].with_name(quarantined[0].name + ".reason.txt").read_text()
+    assert "closed_at" in reason
+    for table, frame in _raw_tables(pipeline).items():
+        pd.testing.assert_frame_equal(frame, raw_before[table])
+    assert settings.published_model_path.read_bytes() == published_before
+    versions_after = len(
+        _registry(pipeline).search_model_versions(f"name='{REGISTERED_MODEL_NAME}'")
+    )
+    assert versions_after == versions_before
+
+
+def test_worse_challenger_is_registered_but_not_promoted(pipeline):
+    published_before = pipeline.settings.published_model_path.read_bytes()
+    result = pipeline.run(training_run_config(shuffle_labels=True))
+
+    assert not result.success, "a failed blocking check fails the run"
+    gate = pipeline.check_results(result)["promotion_gate"]
+    assert not gate.passed
+    numbers = {k: v.value for k, v in gate.metadata.items()}
+    assert numbers["champion_version"] == "1"
+    assert numbers["head_to_head_rows"] == numbers["holdout_rows"], "same data, same split"
+    assert numbers["challenger_auc_vs_champion"] < numbers["champion_auc"] - 0.005
+    assert numbers["challenger_auc"] < 0.6, "shuffled labels leave nothing to learn"
+    registry = _registry(pipeline)
+    challenger = registry.get_model_version_by_alias(REGISTERED_MODEL_NAME, "challenger")
+    assert str(challenger.version) == "2"
+    assert _champion_version(pipeline) == "1"
+    assert registry.get_run(challenger.run_id).data.tags["promotion_gate"] == "failed"
+    assert pipeline.settings.published_model_path.read_bytes() == published_before
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "lead_scoring_model" in materialised and "published_model" not in materialised
+
+
+@pytest.fixture
+def running_api(pipeline, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
+    env.update(
+        LEADSCORE_MODEL_PATH=str(pipeline.settings.published_model_path),
+        LEADSCORE_MODEL_POLL_SECONDS="0.5",
+    )
+    process = ManagedProcess(
+        "scoring API",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "leadscore_api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        log_path=tmp_path / "api.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: _ready(base), timeout=60, what="the API to be ready", still_running=process
+        )
+        yield base
+    finally:
+        process.stop()
+
+
+def _ready(base: str) -> bool | None:
+    try:
+        return True if httpx.get(f"{base}/ready", timeout=2).status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+def _served_version(base: str) -> str:
+    return httpx.get(f"{base}/model", timeout=5).json()["model_version"]
+
+
+def test_new_landing_batch_trains_a_new_champion_that_the_api_serves(pipeline, running_api):
+    settings = pipeline.settings
+    assert _served_version(running_api) == f"{REGISTERED_MODEL_NAME}/1"
+
+    write_landing(
+        generate(settings.synthetic_leads, seed=7, first_contact_id=1_000_001),
+        settings.landing_dir,
+        batch="2026-11",
+    )
+    sensor = pipeline.definitions.get_repository_def().get_sensor_def("new_landing_files")
+    request = sensor(build_sensor_context(instance=pipeline.instance))
+    assert isinstance(request, RunRequest)
+
+    result = pipeline.run()
+    assert result.success, pipeline.failure_messages(result)
+    assert pipeline.check_results(result)["promotion_gate"].passed
+    champion = _champion_version(pipeline)
+    assert champion == "3"
+    expected = f"{REGISTERED_MODEL_NAME}/{champion}"
+    wait_until(
+        lambda: True if _served_version(running_api) == expected else None,
+        timeout=5,
+        what=f"the running API to serve {expected}",
+    )
+    model = httpx.get(f"{running_api}/model", timeout=5).json()
+    assert model["training_data"]["rows"] == 2 * settings.synthetic_leads
+    scored = httpx.post(
+        f"{running_api}/score",
+        json={
+            "sessions": 5,
+            "engaged_sessions": 3,
+            "page_views": 12,
+            "channel": "Paid Search",
+            "is_first_visit": False,
+        },
+        timeout=5,
+    ).json()
+    assert scored["model_version"] == expected
