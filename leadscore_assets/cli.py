@@ -4,6 +4,8 @@ leadscore prepare                      parse the dbt project (dagster-dbt needs 
 leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
                                        write synthetic exports into landing/
 leadscore synthetic-report --leads N   the generator's true conversion model, measured
+leadscore compare-feature-sets         the seed's four features against the default set,
+                                       on the current features CSV, both holdouts
 """
 
 from __future__ import annotations
@@ -57,6 +59,41 @@ def _synthetic_report(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _compare_feature_sets(args: argparse.Namespace) -> None:
+    from leadscore_assets.evaluation import classification_metrics
+    from leadscore_assets.project import channel_groups
+    from leadscore_assets.settings import PipelineSettings
+    from leadscore_assets.training import read_features_csv, train
+    from leadscore_core.features import FEATURE_SETS, LABEL_COLUMN
+
+    settings = PipelineSettings()
+    frame = read_features_csv(settings.features_csv_path)
+    columns = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_10pct", "recall_top_10pct")
+    table = Table(title=f"{settings.features_csv_path.name}: {len(frame):,} leads")
+    for heading in ("feature set", "holdout", "calibration", *columns):
+        table.add_column(heading, justify="right")
+    for split in ("random", "time"):
+        for feature_set in FEATURE_SETS:
+            with console.status(f"training {feature_set} on the {split} split"):
+                trained = train(
+                    frame,
+                    feature_set=feature_set,
+                    split=split,
+                    calibration=args.calibration,
+                    categories={"channel": channel_groups()},
+                    nthread=settings.training_threads,
+                )
+            holdout = trained.test_rows
+            metrics = classification_metrics(holdout[LABEL_COLUMN], holdout["score"])
+            table.add_row(
+                feature_set,
+                split,
+                trained.calibration["method"],
+                *(f"{metrics[c]:.4f}" for c in columns),
+            )
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="leadscore", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--leads", type=int, default=200_000)
     report.add_argument("--seed", type=int, default=42)
     report.set_defaults(handler=_synthetic_report)
+    compare = commands.add_parser(
+        "compare-feature-sets", help="seed vs default features on the current features CSV"
+    )
+    compare.add_argument(
+        "--calibration", default="auto", choices=["auto", "isotonic", "platt", "none"]
+    )
+    compare.set_defaults(handler=_compare_feature_sets)
     args = parser.parse_args(argv)
     args.handler(args)
 

@@ -44,6 +44,9 @@ TEST_SIZE = 0.2
 SPLIT_RANDOM_STATE = 42
 # Share of the training rows held out to fit the calibration map (when calibrating).
 CALIBRATION_SIZE = 0.2
+# Share of training rows whose optional inputs are blanked, so the trees learn what to do when
+# a caller (like the seed's five-field /score request) does not send them.
+OPTIONAL_INPUTS_MISSING_SHARE = 0.3
 
 _CSV_DTYPES: dict[str, Any] = {
     "contact_id": "int64",
@@ -145,6 +148,31 @@ def fit_booster(
     return xgb.train(params, dmatrix(matrix, features, labels), hyperparameters["n_estimators"])
 
 
+def _with_optional_inputs_missing(
+    columns: Mapping[str, np.ndarray],
+    features: Sequence[Feature],
+    categories: Mapping[str, Sequence[str]],
+) -> np.ndarray | None:
+    """The matrix as a caller sending only the required inputs produces it (None when the
+    feature set uses no optional input)."""
+    optional = {f.name for f in INPUT_FIELDS if not f.required}
+    if not any(optional.intersection(f.inputs) for f in features):
+        return None
+    blank = {
+        name: np.full(len(values), np.nan) for name, values in columns.items() if name in optional
+    }
+    return feature_matrix({**columns, **blank}, features, categories)
+
+
+def _mix_in_missing_optional_inputs(matrix: np.ndarray, blanked: np.ndarray | None) -> np.ndarray:
+    """Training rows with a fixed random share switched to their required-inputs-only form."""
+    if blanked is None:
+        return matrix
+    rng = np.random.default_rng(SPLIT_RANDOM_STATE)
+    chosen = rng.random(len(matrix)) < OPTIONAL_INPUTS_MISSING_SHARE
+    return np.where(chosen[:, None], blanked, matrix)
+
+
 @dataclass
 class TrainedModel:
     booster: xgb.Booster
@@ -184,19 +212,22 @@ def train(
     used_categories = {
         f.name: list(categories[f.name]) for f in features if f.kind == "categorical"
     }
-    matrix = feature_matrix(input_columns(frame), features, used_categories)
+    columns = input_columns(frame)
+    matrix = feature_matrix(columns, features, used_categories)
+    blanked = _with_optional_inputs_missing(columns, features, used_categories)
 
     train_rows, test_rows = split_indices(frame, split)
     if calibration == "none":
         fit_rows, calibration_rows = train_rows, train_rows[:0]
     else:
         fit_rows, calibration_rows = _calibration_split(frame, train_rows, split)
-    booster = fit_booster(matrix[fit_rows], labels[fit_rows], features, hyperparameters, nthread)
+    learning = _mix_in_missing_optional_inputs(matrix, blanked)
+    booster = fit_booster(learning[fit_rows], labels[fit_rows], features, hyperparameters, nthread)
 
     if calibration == "none":
         calibration_map: dict[str, Any] = {"method": "none"}
     else:
-        raw_calibration = booster.inplace_predict(matrix[calibration_rows])
+        raw_calibration = booster.inplace_predict(learning[calibration_rows])
         calibration_map = fit_calibration(
             labels[calibration_rows],
             raw_calibration,
@@ -207,6 +238,11 @@ def train(
     holdout = frame.iloc[test_rows][list(CSV_COLUMNS)].reset_index(drop=True)
     holdout["raw_score"] = raw_test
     holdout["score"] = apply_calibration(raw_test, calibration_map)
+    if blanked is not None:
+        raw_required_only = booster.inplace_predict(blanked[test_rows])
+        holdout["score_required_inputs_only"] = apply_calibration(
+            np.asarray(raw_required_only, dtype=np.float64), calibration_map
+        )
     return TrainedModel(
         booster=booster,
         feature_set=feature_set,

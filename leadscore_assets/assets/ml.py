@@ -218,6 +218,14 @@ def lead_scoring_model(
         holdout[LABEL_COLUMN], holdout["score"], score_tiers((0.2, 0.5, settings.high_threshold))
     )
     baseline = _seed_baseline(frame, trained, settings) if feature_set != "seed" else metrics
+    # What callers sending only the required fields (the seed's /score body) get.
+    required_only = (
+        classification_metrics(
+            holdout[LABEL_COLUMN], holdout["score_required_inputs_only"], settings.high_threshold
+        )
+        if "score_required_inputs_only" in holdout
+        else metrics
+    )
 
     run = mlflow.active_run()
     run_id, experiment_id = run.info.run_id, run.info.experiment_id
@@ -239,6 +247,8 @@ def lead_scoring_model(
             **metrics,
             "raw_brier": raw_metrics["brier"],
             "raw_log_loss": raw_metrics["log_loss"],
+            "required_inputs_only_roc_auc": required_only["roc_auc"],
+            "required_inputs_only_brier": required_only["brier"],
             "seed_baseline_roc_auc": baseline["roc_auc"],
             "seed_baseline_pr_auc": baseline["pr_auc"],
             "training_rows": trained.rows["fit"],
@@ -284,6 +294,7 @@ def lead_scoring_model(
         split=split,
         metrics=metrics,
         seed_baseline_metrics=baseline,
+        required_inputs_only_metrics=required_only,
         warnings=warnings,
         registered_model={"name": REGISTERED_MODEL_NAME, "version": version},
         mlflow_run_id=run_id,
@@ -355,6 +366,7 @@ def lead_scoring_model(
             "warnings": MetadataValue.json(warnings),
             **{f"metric/{k}": float(v) for k, v in metrics.items()},
             "seed_baseline_roc_auc": float(baseline["roc_auc"]),
+            "required_inputs_only_roc_auc": float(required_only["roc_auc"]),
             "conversion_by_tier": MetadataValue.md(_tier_table(tiers)),
             "report": MetadataValue.md(figures_markdown(figures)),
             "model_card": MetadataValue.path(str(candidate_dir / MODEL_CARD)),
