@@ -60,6 +60,8 @@ def _synthetic_report(args: argparse.Namespace) -> None:
 
 
 def _compare_feature_sets(args: argparse.Namespace) -> None:
+    from sklearn.metrics import roc_auc_score
+
     from leadscore_assets.evaluation import classification_metrics
     from leadscore_assets.project import channel_groups
     from leadscore_assets.settings import PipelineSettings
@@ -70,7 +72,7 @@ def _compare_feature_sets(args: argparse.Namespace) -> None:
     frame = read_features_csv(settings.features_csv_path)
     columns = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_10pct", "recall_top_10pct")
     table = Table(title=f"{settings.features_csv_path.name}: {len(frame):,} leads")
-    for heading in ("feature set", "holdout", "calibration", *columns):
+    for heading in ("feature set", "holdout", "calibration", *columns, "roc_auc_required_only"):
         table.add_column(heading, justify="right")
     for split in ("random", "time"):
         for feature_set in FEATURE_SETS:
@@ -85,11 +87,13 @@ def _compare_feature_sets(args: argparse.Namespace) -> None:
                 )
             holdout = trained.test_rows
             metrics = classification_metrics(holdout[LABEL_COLUMN], holdout["score"])
+            required_only = holdout.get("score_required_inputs_only", holdout["score"])
             table.add_row(
                 feature_set,
                 split,
                 trained.calibration["method"],
                 *(f"{metrics[c]:.4f}" for c in columns),
+                f"{roc_auc_score(holdout[LABEL_COLUMN], required_only):.4f}",
             )
     console.print(table)
 

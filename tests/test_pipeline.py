@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import json
 
 import duckdb
@@ -128,7 +130,20 @@ def test_published_model_records_its_provenance(trained_pipeline):
     assert [f["name"] for f in metadata["features"]] == list(model.feature_names)
 
 
-def _sha256(path):
-    import hashlib
+def test_the_exact_training_file_and_report_are_kept(trained_pipeline):
+    settings = trained_pipeline.settings
+    model = load_model(settings.published_model_path)
+    candidate = settings.candidates_dir / f"v{model.metadata['registered_model']['version']}"
+    with gzip.open(candidate / "lead_scoring_features.csv.gz", "rb") as kept:
+        assert hashlib.sha256(kept.read()).hexdigest() == model.metadata["training_data"]["sha256"]
+    for name in ("roc", "precision_recall", "calibration", "gains", "feature_importance"):
+        png = (candidate / "report" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, name
+    assert (settings.models_dir / "model_card.md").read_text().startswith("# Model card")
+    client, run = _mlflow_run(settings)
+    training = {a.path for a in client.list_artifacts(run.info.run_id, "training")}
+    assert "training/lead_scoring_features.csv.gz" in training
 
+
+def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()

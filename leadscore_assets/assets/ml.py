@@ -5,6 +5,7 @@ candidate trained in the same run: a worse model is registered (alias `challenge
 served.
 """
 
+import gzip
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -80,6 +81,8 @@ MART_TABLE = "marts.fct_lead_scoring_features"
 CANDIDATE_MODEL = "model.json"
 CANDIDATE_HOLDOUT = "holdout.parquet"
 CANDIDATE_SEEN_CONTACTS = "training_contacts.parquet"
+# The exact training file, kept for audits (its sha256 is that of the uncompressed CSV).
+CANDIDATE_TRAINING_DATA = "lead_scoring_features.csv.gz"
 CANDIDATE_GATE = "gate.json"
 MODEL_CARD = "model_card.md"
 PUBLISHED_ARTIFACT_DIR = "published"
@@ -322,6 +325,11 @@ def lead_scoring_model(
     pd.DataFrame({"contact_id": trained.seen_contact_ids}).to_parquet(
         candidate_dir / CANDIDATE_SEEN_CONTACTS, index=False
     )
+    with (
+        csv_path.open("rb") as source,
+        gzip.open(candidate_dir / CANDIDATE_TRAINING_DATA, "wb", compresslevel=1) as copy,
+    ):
+        shutil.copyfileobj(source, copy)
 
     figures = plot_report(
         holdout[LABEL_COLUMN],
@@ -349,6 +357,7 @@ def lead_scoring_model(
     # The served file, byte for byte, so any registered version can be audited or re-published.
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_MODEL), artifact_path=PUBLISHED_ARTIFACT_DIR)
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_SEEN_CONTACTS), artifact_path="training")
+    mlflow.log_artifact(str(candidate_dir / CANDIDATE_TRAINING_DATA), artifact_path="training")
     mlflow.end_run()
 
     return MaterializeResult(
