@@ -175,6 +175,8 @@ class LoadedModel:
             feature_names=list(self.feature_names),
             feature_types=[xgboost_feature_type(f) for f in self.features],
             enable_categorical=True,
+            # Building it on one thread: the default thread pool costs ~0.8 ms per explained lead.
+            nthread=1,
         )
         return self.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
 
@@ -294,6 +296,8 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; the published file is read by other processes and users.
+        os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
