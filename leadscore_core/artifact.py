@@ -124,6 +124,8 @@ def _validate_calibration(calibration: Mapping[str, Any]) -> None:
             b < a for a, b in zip(y, y[1:], strict=False)
         ):
             raise ModelFileError("isotonic calibration points must be non-decreasing")
+        if not all(isinstance(v, int | float) and 0 <= v <= 1 for v in y):
+            raise ModelFileError("isotonic calibration values must be probabilities in [0, 1]")
     if method == "platt" and not all(
         isinstance(calibration.get(k), int | float) and math.isfinite(calibration[k])
         for k in ("a", "b")
@@ -270,6 +272,8 @@ def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
         booster = xgb.Booster(params={"nthread": nthread}, model_file=bytearray(raw))
     except (json.JSONDecodeError, xgb.core.XGBoostError) as exc:
         raise ModelFileError(f"unreadable model: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{METADATA_ATTRIBUTE!r} must be a JSON object")
     return _validated(booster, metadata, hashlib.sha256(raw).hexdigest())
 
 

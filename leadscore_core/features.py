@@ -97,8 +97,9 @@ INPUT_FIELDS_BY_NAME: dict[str, InputField] = {f.name: f for f in INPUT_FIELDS}
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """Per-session averages; undefined (missing) when there are no sessions."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+    return np.divide(
+        numerator, denominator, out=np.full(np.shape(numerator), np.nan), where=denominator > 0
+    )
 
 
 FEATURES: tuple[Feature, ...] = (

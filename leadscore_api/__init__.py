@@ -1,0 +1,1 @@
+"""The real-time scoring service (FastAPI); see docs/api.md."""

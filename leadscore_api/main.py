@@ -1,0 +1,68 @@
+"""The scoring service: `uvicorn leadscore_api.main:app`, or the `leadscore-api` console script.
+
+It serves the model the pipeline last published and depends on nothing of the pipeline (no
+dagster, dbt, duckdb, mlflow or pandas), so it can run in a small image next to n8n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from leadscore_api.errors import install_error_handlers
+from leadscore_api.metrics import ApiMetrics, RequestMetricsMiddleware
+from leadscore_api.routes import build_router
+from leadscore_api.serving import ModelHolder
+from leadscore_api.settings import ApiSettings
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """A complete service (validation, auth, metrics, model polling) for one set of settings."""
+    settings = settings or ApiSettings()
+    metrics = ApiMetrics()
+    holder = ModelHolder(settings.served_model_path, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Loaded before the first request; a missing or bad file leaves the service up but unready.
+        await asyncio.to_thread(holder.refresh)
+        poller = asyncio.create_task(holder.poll(settings.model_poll_seconds))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    app = FastAPI(
+        title="leadscore",
+        summary="Probability that a website visitor becomes a closed-won deal.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.include_router(build_router(holder, metrics, settings))
+    return app
+
+
+app = create_app()
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the leadscore scoring service.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    # uvicorn configures only its own loggers; this shows the model loads and rejections too.
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    # One worker: the model lives in this process, and its poller keeps it current.
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, workers=1)

@@ -1,0 +1,166 @@
+"""The service's endpoints, bound to one app's model holder, metrics and settings."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
+from pydantic_core import to_json
+
+from leadscore_api.metrics import ApiMetrics
+from leadscore_api.parsing import explain_flag, json_body_openapi, parse_body
+from leadscore_api.schemas import (
+    BatchResponse,
+    ModelInfo,
+    Problem,
+    ReadyResponse,
+    ScoreRequest,
+    ScoreResponse,
+    ValidationProblem,
+    batch_request_model,
+)
+from leadscore_api.scoring import score_leads
+from leadscore_api.serving import ModelHolder, ServedModel
+from leadscore_api.settings import ApiSettings
+from leadscore_core.artifact import LoadedModel
+
+API_KEY_HEADER = "X-API-Key"
+# A single lead is well under 1 KiB; batches get 1 KiB per lead.
+SCORE_BODY_LIMIT = 16 * 1024
+BATCH_BYTES_PER_LEAD = 1024
+JSON = "application/json"
+
+
+def _api_key_guard(expected: SecretStr) -> DependsParam:
+    expected_bytes = expected.get_secret_value().encode()
+    header = APIKeyHeader(
+        name=API_KEY_HEADER, auto_error=False, description="Required when LEADSCORE_API_KEY is set."
+    )
+
+    async def require_api_key(key: str | None = Security(header)) -> None:
+        # Compared as bytes: compare_digest rejects non-ASCII str, and headers can carry any octet.
+        if key is None or not secrets.compare_digest(key.encode(), expected_bytes):
+            raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
+
+    return Depends(require_api_key)
+
+
+def _problem_responses(guarded: bool) -> dict[int | str, dict[str, Any]]:
+    problems: dict[int | str, dict[str, Any]] = {
+        422: {"model": ValidationProblem, "description": "Invalid input; `field` names it."},
+        503: {"model": Problem, "description": "No valid model is loaded yet."},
+    }
+    if guarded:
+        problems[401] = {"model": Problem, "description": f"Missing or wrong {API_KEY_HEADER}."}
+    return problems
+
+
+def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings) -> APIRouter:
+    threshold = settings.high_threshold
+    retry_after = {"Retry-After": str(math.ceil(settings.model_poll_seconds))}
+    guarded = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    batch_request = batch_request_model(settings.max_batch)
+    problems = _problem_responses(bool(guarded))
+    body_problems = {
+        **problems,
+        413: {
+            "description": "Body over the route's size limit (plain text).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    }
+    router = APIRouter()
+
+    def served_model() -> ServedModel:
+        served = holder.current
+        if served is None:
+            raise HTTPException(503, holder.not_ready_reason, headers=retry_after)
+        return served
+
+    @router.post(
+        "/score",
+        response_model=ScoreResponse,
+        dependencies=guarded,
+        responses=body_problems,
+        max_body_size=SCORE_BODY_LIMIT,
+        openapi_extra=json_body_openapi(ScoreRequest),
+    )
+    async def score(request: Request) -> Response:
+        """Score one lead: probability of closed-won, `high` above the serving threshold."""
+        model = served_model().model
+        lead = parse_body(ScoreRequest, await request.body())
+        explain = explain_flag(request) or lead.explain
+        result = score_leads(model, [lead], threshold, explain)[0]
+        metrics.score_histogram(model.version).observe(result["score"])
+        result["model_version"] = model.version
+        return Response(to_json(result), media_type=JSON)
+
+    def parse_and_score_batch(model: LoadedModel, raw_body: bytes, explain: bool) -> bytes:
+        batch: Any = parse_body(batch_request, raw_body)
+        results = score_leads(model, batch.leads, threshold, explain or batch.explain)
+        histogram = metrics.score_histogram(model.version)
+        for result in results:
+            histogram.observe(result["score"])
+        return to_json({"model_version": model.version, "results": results})
+
+    @router.post(
+        "/score/batch",
+        response_model=BatchResponse,
+        dependencies=guarded,
+        responses=body_problems,
+        max_body_size=settings.max_batch * BATCH_BYTES_PER_LEAD,
+        openapi_extra=json_body_openapi(batch_request),
+    )
+    async def score_batch(request: Request) -> Response:
+        """Score up to `max_batch` leads with one model; results keep the request's order."""
+        model = served_model().model
+        raw_body = await request.body()
+        explain = explain_flag(request)
+        # Off the event loop, so single-lead requests keep flowing while a big batch is scored.
+        body = await run_in_threadpool(parse_and_score_batch, model, raw_body, explain)
+        return Response(body, media_type=JSON)
+
+    @router.get("/model", response_model=ModelInfo, dependencies=guarded, responses=problems)
+    async def model_info() -> dict[str, Any]:
+        """The served model's metadata: version, training provenance, features and metrics."""
+        served = served_model()
+        return {
+            **served.model.metadata,
+            "model_version": served.model.version,
+            "serving_threshold": threshold,
+            "file_sha256": served.model.file_sha256,
+            "loaded_at": served.loaded_at,
+        }
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is up (says nothing about the model; see /ready)."""
+        return {"status": "ok"}
+
+    @router.get("/ready", response_model=ReadyResponse, responses={503: problems[503]})
+    async def ready() -> dict[str, Any]:
+        """200 only while a valid model is loaded."""
+        model = served_model().model
+        return {
+            "status": "ready",
+            "model_version": model.version,
+            "last_reload_error": holder.last_error,
+        }
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition of this process's metrics."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,229 @@
+"""Request and response models. The lead's fields are generated from `INPUT_FIELDS`.
+
+Generating them from the feature specification means the API accepts exactly the inputs the mart
+produces and training used, with no second list to drift out of sync.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from leadscore_core.features import FALLBACK_CHANNEL, INPUT_FIELDS, InputField
+
+MAX_CATEGORY_LENGTH = 100
+# An input that may never exceed another one; the mart guarantees it, so anything else is a bug
+# upstream that must not be silently scored.
+AT_MOST: dict[str, str] = {"engaged_sessions": "sessions"}
+
+Email = Annotated[str, Field(strict=True, max_length=320, description="Echoed in the response.")]
+
+
+def _json_number(value: Any) -> Any:
+    """Whole numbers may arrive as 5 or 5.0 (JSON Schema's `integer` allows both), but never as
+    "5" or true, which lax integer parsing would otherwise accept."""
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def _whole_number(minimum: int, maximum: int) -> Any:
+    return Annotated[int, Field(ge=minimum, le=maximum), BeforeValidator(_json_number)]
+
+
+def _one_identifier_error(value: Any, validate: ValidatorFunctionWrapHandler) -> Any:
+    """One error at `contact_id` instead of one per union member (`contact_id.constrained-str`)."""
+    try:
+        return validate(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "contact_id_type",
+            "Input should be a string of 1 to 128 characters or an integer from 0 to 2**53",
+        ) from None
+
+
+ContactId = Annotated[
+    Annotated[str, Field(strict=True, min_length=1, max_length=128)] | _whole_number(0, 2**53),
+    WrapValidator(_one_identifier_error),
+    Field(description="Echoed in the response."),
+]
+
+
+def _annotation(field: InputField) -> Any:
+    """JSON types as the schema states them (no "5" for 5, no 1 for true), with the bounds."""
+    if field.kind == "bool":
+        return Annotated[bool, Field(strict=True)]
+    if field.kind == "category":
+        return Annotated[str, Field(strict=True, min_length=1, max_length=MAX_CATEGORY_LENGTH)]
+    if field.max_value is None:
+        raise ValueError(f"input field {field.name!r} needs a max_value to be served")
+    if field.kind == "count":
+        return _whole_number(0, int(field.max_value))
+    return Annotated[float, Field(strict=True, ge=0, le=field.max_value, allow_inf_nan=False)]
+
+
+def _field_definitions() -> dict[str, Any]:
+    definitions: dict[str, Any] = {}
+    for field in INPUT_FIELDS:
+        annotation = _annotation(field)
+        if field.required:
+            definitions[field.name] = (annotation, Field(description=field.description))
+        else:
+            definitions[field.name] = (
+                annotation | None,
+                Field(None, description=f"{field.description} Optional: absent means unknown."),
+            )
+    return definitions
+
+
+class _LeadBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    contact_id: ContactId | None = None
+
+    @field_validator(*AT_MOST, check_fields=False)
+    @classmethod
+    def _not_more_than_bound(cls, value: int | None, info: ValidationInfo) -> int | None:
+        bound_name = AT_MOST[info.field_name]
+        bound = info.data.get(bound_name)  # absent when that field failed its own validation
+        if value is not None and bound is not None and value > bound:
+            raise PydanticCustomError(
+                "not_more_than",
+                "{field} ({value}) must not exceed {bound_name} ({bound})",
+                {
+                    "field": info.field_name,
+                    "value": value,
+                    "bound_name": bound_name,
+                    "bound": bound,
+                },
+            )
+        return value
+
+
+Lead = create_model(
+    "Lead",
+    __base__=_LeadBase,
+    __doc__=f"One lead's activity. Unknown channels score as {FALLBACK_CHANNEL!r}.",
+    **_field_definitions(),
+)
+INPUT_NAMES: tuple[str, ...] = tuple(field.name for field in INPUT_FIELDS)
+
+SEED_EXAMPLE = {
+    "sessions": 5,
+    "engaged_sessions": 3,
+    "page_views": 12,
+    "channel": "Paid Search",
+    "is_first_visit": False,
+}
+
+
+class ScoreRequest(Lead):
+    model_config = ConfigDict(json_schema_extra={"examples": [SEED_EXAMPLE]})
+
+    explain: bool = Field(False, description="Add `reasons` (same as `?explain=true`).")
+
+
+def batch_request_model(max_batch: int) -> type[BaseModel]:
+    """The batch body; its size limit is a setting, so the model is built per app."""
+    return create_model(
+        "BatchRequest",
+        __config__=ConfigDict(extra="forbid"),
+        leads=(list[Lead], Field(min_length=1, max_length=max_batch)),
+        explain=(bool, Field(False, description="Add `reasons` to every result.")),
+    )
+
+
+class Reason(BaseModel):
+    """One feature's push on the score, in the model's log-odds (before calibration)."""
+
+    feature: str
+    value: bool | int | float | str | None = Field(
+        description="The value the model saw; null means missing."
+    )
+    contribution: float = Field(description="Signed SHAP value in log-odds.")
+    text: str = Field(description="The reason in words, e.g. for a sales rep.")
+
+
+class ScoreResult(BaseModel):
+    score: float = Field(ge=0, le=1, description="Probability that the lead becomes closed-won.")
+    label: Literal["high", "low"]
+    email: str | None = None
+    contact_id: str | int | None = None
+    reasons: list[Reason] | None = None
+
+
+class ScoreResponse(ScoreResult):
+    model_version: str
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    results: list[ScoreResult] = Field(description="One result per lead, in request order.")
+
+
+class ModelInfo(BaseModel):
+    """The served model's metadata as the pipeline wrote it, plus what the service adds.
+
+    Only what loading validated is typed strictly; the rest is passed through as written (and
+    may be absent), so an unexpected provenance value can never break this endpoint.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    model_version: str
+    trained_at: Any = Field(None, description="When the model was trained (ISO 8601).")
+    feature_set: Any = Field(None, description='Feature set name, e.g. "seed" or "full".')
+    features: list[dict[str, Any]] = Field(description="Model columns, in order.")
+    input_fields: Any = Field(None, description="Request fields the features are derived from.")
+    categories: dict[str, Any] = Field(description="Allowed values per categorical feature.")
+    threshold: Any = Field(None, description="Routing threshold chosen at training time.")
+    serving_threshold: float = Field(description="Threshold this service labels `high` above.")
+    metrics: Any = Field(None, description="Evaluation metrics on the holdout.")
+    mlflow_run_id: Any = None
+    mlflow_experiment_id: Any = None
+    registered_model: Any = Field(None, description="MLflow registry entry: {name, version}.")
+    dagster_run_id: Any = None
+    training_data: Any = Field(None, description="{path, sha256, rows, positives}.")
+    code_version: Any = Field(None, description="{git_commit, dbt_models}.")
+    calibration: dict[str, Any] = Field(description="{method: none | isotonic | platt, ...}.")
+    file_sha256: str = Field(description="SHA-256 of the model file being served.")
+    loaded_at: datetime = Field(description="When this service loaded the file.")
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    model_version: str
+    last_reload_error: str | None = Field(
+        None, description="Why the newest model file was rejected, if it was; the previous serves."
+    )
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending value, e.g. `leads.17.sessions`.")
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[FieldError]
+    error_count: int

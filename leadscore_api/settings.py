@@ -1,0 +1,40 @@
+"""The scoring service's configuration, read from LEADSCORE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from leadscore_core.settings import DataDirSettings
+
+
+class ApiSettings(DataDirSettings):
+    """Where the published model is, how scores become labels, and who may call the service."""
+
+    # Defaults to the pipeline's publish location, `$LEADSCORE_DATA_DIR/models/...`.
+    model_path: Path | None = None
+    high_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    # Unset (or blank) means the scoring routes are open.
+    api_key: SecretStr | None = None
+    model_poll_seconds: float = Field(1.0, gt=0.0, le=60.0)
+    max_batch: int = Field(10_000, ge=1, le=100_000)
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # Compose files often pass `LEADSCORE_API_KEY=` when the variable is not set at all.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_model_path(self) -> ApiSettings:
+        path = self.model_path or self.published_model_path
+        self.model_path = path.expanduser().resolve()
+        return self
+
+    @property
+    def served_model_path(self) -> Path:
+        assert self.model_path is not None  # filled in by _resolve_model_path
+        return self.model_path
