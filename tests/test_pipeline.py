@@ -84,7 +84,7 @@ def test_mlflow_run_has_params_metrics_tags_and_model(trained_pipeline):
     for param in ("max_depth", "learning_rate", "n_estimators", "objective", "random_state"):
         assert param in run.data.params
     assert run.data.params["max_depth"] == "5"
-    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"):
+    for metric in ("accuracy", "precision", "recall", "f1", "auc", "roc_auc", "pr_auc", "brier"):
         assert metric in run.data.metrics
     assert run.data.tags["dagster_run_id"] == trained_pipeline.result.run_id
     assert len(run.data.tags["training_data_sha256"]) == 64

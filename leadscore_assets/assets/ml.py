@@ -248,6 +248,7 @@ def lead_scoring_model(
     mlflow.log_metrics(
         {
             **metrics,
+            "auc": metrics["roc_auc"],  # the seed's name for it, so old dashboards keep working
             "raw_brier": raw_metrics["brier"],
             "raw_log_loss": raw_metrics["log_loss"],
             "required_inputs_only_roc_auc": required_only["roc_auc"],
