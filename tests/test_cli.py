@@ -42,7 +42,7 @@ def test_leadscore_generate_writes_a_batch(tmp_path):
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
-    names = sorted(p.name for p in (tmp_path / "landing").iterdir())
+    names = sorted(p.name for p in (tmp_path / "landing").iterdir() if not p.name.startswith("."))
     assert names == ["crm_contacts_b2.csv", "crm_deals_b2.csv", "ga4_sessions_b2.csv"]
     assert "9001" in (tmp_path / "landing" / "crm_contacts_b2.csv").read_text().splitlines()[1]
 
