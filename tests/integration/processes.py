@@ -1,7 +1,7 @@
 """Child processes for integration tests: free ports, logs in files, and a stop that leaves nothing.
 
-Each process starts in its own session (process group), so stopping it also stops whatever it
-spawned (uvicorn's reloader, n8n's task runner), even if the direct child has already exited.
+Each process leads its own process group, so stopping it also stops whatever it spawned (workers,
+task runners), even if the direct child has already exited.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class ManagedProcess:
 
     def stop(self, grace_seconds: float = 15.0) -> None:
         """SIGTERM to the group, SIGKILL to what is left after the grace period."""
-        group = self.process.pid  # the session leader's pid is the group id
+        group = self.process.pid  # the group id is the leader's pid
         self._signal_group(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=grace_seconds)

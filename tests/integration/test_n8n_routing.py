@@ -1,0 +1,434 @@
+"""Lead routing in real n8n, with the real scoring API serving the model the pipeline published.
+
+One headless n8n serves two published workflows, both rendered from automation/n8n_workflow.json
+by automation/render_workflow.py (which changes only the scoring URL):
+1. the workflow as committed, with a dummy Slack token: a high-scoring lead's execution composes
+   the sales message and reaches the Slack node, which fails because Slack is unreachable from
+   here; a low-scoring lead's execution ends at the NoOp;
+2. a copy whose Slack node is swapped for an HTTP Request to a local receiver that honours Slack's
+   `chat.postMessage` contract: it gets exactly one message per high lead, and none for low ones.
+Which leads are high or low is asked of the running API first (against the threshold it labels
+`high` by), never assumed. Executions are read from n8n's database.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .n8n_runtime import (
+    AUTOMATION_DIR,
+    REPO_ROOT,
+    Execution,
+    N8nInstance,
+    N8nRuntime,
+    N8nUnavailable,
+    install_n8n,
+)
+from .processes import ManagedProcess, free_port, run_to_completion, wait_until
+from .slack_receiver import SlackReceiver
+
+pytestmark = pytest.mark.n8n
+
+WORKFLOW_PATH = AUTOMATION_DIR / "n8n_workflow.json"
+RECEIVER_COPY_ID = "leadscoreRoutingToReceiver"
+RECEIVER_COPY_PATH = "lead-to-receiver"
+SALES_CHANNEL_ID = "C0SALESNOTIF"
+# "Clearly" above or below the routing threshold: no lead within this distance of it is used.
+SCORE_MARGIN = 0.05
+IF_TRUE, IF_FALSE = 0, 1
+
+
+@dataclass(frozen=True)
+class WorkflowNodes:
+    """The committed workflow's node names, found by type so a rename cannot break the test."""
+
+    webhook: str
+    score: str
+    decision: str
+    compose: str
+    slack: str
+    no_action: str
+
+    @classmethod
+    def of(cls, workflow: dict[str, Any]) -> WorkflowNodes:
+        def named(node_type: str) -> str:
+            (name,) = [
+                n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"
+            ]
+            return name
+
+        return cls(
+            named("webhook"),
+            named("httpRequest"),
+            named("if"),
+            named("set"),
+            named("slack"),
+            named("noOp"),
+        )
+
+
+@dataclass(frozen=True)
+class ScoredLead:
+    """A lead to fire at the webhook, with what the API itself answers for it."""
+
+    payload: dict[str, Any]
+    score: float
+    reasons: list[dict[str, Any]]
+
+    @property
+    def email(self) -> str:
+        return self.payload["email"]
+
+
+@dataclass(frozen=True)
+class RoutingRun:
+    nodes: WorkflowNodes
+    routing_workflow_id: str
+    model_version: str
+    high: list[ScoredLead]
+    low: list[ScoredLead]
+    executions: dict[str, list[Execution]]
+    receiver: SlackReceiver
+    slack_channel: str
+
+
+def score_text(score: float) -> str:
+    """The score as the workflow writes it: JavaScript's toFixed(2), which rounds half up on the
+    double's exact value (Decimal(float) is exact, so this matches it digit for digit)."""
+    return str(Decimal(score).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def candidate_leads(channels: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Plausible, valid leads from a single bounce to long multi-channel engagement."""
+    for (
+        sessions,
+        engaged_share,
+        pages_per_session,
+        channel,
+        seconds,
+        days,
+        channel_count,
+    ) in itertools.product(
+        (1, 2, 3, 5, 8, 12), (0.5, 1.0), (2, 5, 10), channels, (30.0, 300.0), (0.0, 7.0), (1, 2)
+    ):
+        yield {
+            "sessions": sessions,
+            "engaged_sessions": round(sessions * engaged_share),
+            "page_views": sessions * pages_per_session,
+            "channel": channel,
+            "is_first_visit": sessions == 1,
+            "total_engagement_seconds": seconds * sessions,
+            "days_active_span": days if sessions > 1 else 0.0,
+            "distinct_channels": min(channel_count, sessions),
+        }
+
+
+def choose_leads(api: httpx.Client) -> tuple[list[ScoredLead], list[ScoredLead], str]:
+    """Score the candidates with the running API and pick leads clearly above and below the
+    threshold it labels `high` by; also returns the served model's version."""
+    model = api.get("/model").raise_for_status().json()
+    threshold = model["serving_threshold"]
+    channels = tuple(model["categories"].get("channel", ())) or ("Direct",)
+    candidates = list(candidate_leads(channels))
+    results = (
+        api.post("/score/batch", json={"leads": candidates}).raise_for_status().json()["results"]
+    )
+    ranked = sorted(zip((r["score"] for r in results), range(len(candidates)), strict=True))
+    above = [i for score, i in ranked if score > threshold + SCORE_MARGIN]
+    below = [i for score, i in ranked if score < threshold - SCORE_MARGIN]
+    assert above, (
+        f"no candidate lead scores above {threshold + SCORE_MARGIN} (max {ranked[-1][0]:.3f})"
+    )
+    assert below, (
+        f"no candidate lead scores below {threshold - SCORE_MARGIN} (min {ranked[0][0]:.3f})"
+    )
+    # Per side, the lead nearest the threshold and the one farthest from it.
+    high = list(dict.fromkeys([above[0], above[-1]]))
+    low = list(dict.fromkeys([below[-1], below[0]]))
+
+    def scored(index: int, email: str, contact_id: int | str) -> ScoredLead:
+        payload = {**candidates[index], "email": email, "contact_id": contact_id}
+        answer = api.post("/score", json={**payload, "explain": True}).raise_for_status().json()
+        assert answer["score"] == pytest.approx(results[index]["score"], abs=1e-12)
+        return ScoredLead(payload, answer["score"], answer["reasons"])
+
+    return (
+        [scored(i, f"high-{n}@example.com", 1000 + n) for n, i in enumerate(high, 1)],
+        [scored(i, f"low-{n}@example.com", f"crm-low-{n}") for n, i in enumerate(low, 1)],
+        model["model_version"],
+    )
+
+
+def receiver_copy(
+    workflow: dict[str, Any], nodes: WorkflowNodes, post_message_url: str
+) -> dict[str, Any]:
+    """The workflow with its Slack node replaced by an HTTP Request that makes the same
+    `chat.postMessage` call (same channel, same text, token from the same Slack credential)
+    to `post_message_url`, served on its own webhook path."""
+    swapped = copy.deepcopy(workflow)
+    swapped["id"] = RECEIVER_COPY_ID
+    swapped["name"] = f"{workflow['name']} (Slack swapped for a local receiver)"
+    for node in swapped["nodes"]:
+        if node["name"] == nodes.webhook:
+            node["parameters"]["path"] = RECEIVER_COPY_PATH
+            node["webhookId"] = str(uuid.uuid4())
+    (slack,) = [node for node in swapped["nodes"] if node["name"] == nodes.slack]
+    slack_parameters = slack["parameters"]
+    slack.update(
+        type="n8n-nodes-base.httpRequest",
+        typeVersion=4.2,
+        parameters={
+            "method": "POST",
+            "url": post_message_url,
+            # The Slack credential's own authentication: `Authorization: Bearer <token>`.
+            "authentication": "predefinedCredentialType",
+            "nodeCredentialType": "slackApi",
+            "sendBody": True,
+            "contentType": "json",
+            "specifyBody": "keypair",
+            "bodyParameters": {
+                "parameters": [
+                    {"name": "channel", "value": slack_parameters["channelId"]["value"]},
+                    {"name": "text", "value": slack_parameters["text"]},
+                ]
+            },
+            "options": {},
+        },
+    )
+    return swapped
+
+
+def start_scoring_api(stack: ExitStack, model_path: Path, api_key: str, work: Path) -> str:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEADSCORE_")}
+    env.update(
+        LEADSCORE_MODEL_PATH=str(model_path),
+        LEADSCORE_API_KEY=api_key,
+        LEADSCORE_DATA_DIR=str(work / "data"),
+    )
+    api = ManagedProcess(
+        "scoring API",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "leadscore_api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        log_path=work / "scoring-api.log",
+        cwd=REPO_ROOT,
+    )
+    stack.callback(api.stop)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool | None:
+        try:
+            return True if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+    wait_until(ready, timeout=60, what="the scoring API to load the model", still_running=api)
+    return base_url
+
+
+def run_script(script: str, *arguments: str, env: dict[str, str] | None = None) -> None:
+    completed = run_to_completion(
+        [sys.executable, str(AUTOMATION_DIR / script), *arguments],
+        env=env or os.environ,
+        timeout=60,
+    )
+    assert completed.returncode == 0, f"{script} failed:\n{completed.stdout}"
+
+
+@pytest.fixture(scope="module")
+def n8n_runtime() -> N8nRuntime:
+    try:
+        return install_n8n()
+    except N8nUnavailable as unavailable:
+        pytest.skip(str(unavailable))
+
+
+@pytest.fixture(scope="module")
+def routing_run(
+    n8n_runtime: N8nRuntime, pipeline_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RoutingRun]:
+    work = tmp_path_factory.mktemp("n8n-routing")
+    committed = json.loads(WORKFLOW_PATH.read_text(encoding="utf-8"))
+    nodes = WorkflowNodes.of(committed)
+    api_key = secrets.token_urlsafe(24)
+    slack_token = f"xoxb-{secrets.token_hex(16)}"
+
+    with ExitStack() as stack:
+        api_url = start_scoring_api(stack, pipeline_model_path, api_key, work)
+        with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=30) as api:
+            high, low, model_version = choose_leads(api)
+
+        receiver = SlackReceiver(
+            token=slack_token, channels={"sales-notifications": SALES_CHANNEL_ID}
+        )
+        receiver.start()
+        stack.callback(receiver.stop)
+
+        workflows_dir = work / "workflows"
+        workflows_dir.mkdir()
+        routing_file = workflows_dir / "routing.json"
+        run_script("render_workflow.py", "--base-url", api_url, "-o", str(routing_file))
+        routing = json.loads(routing_file.read_text(encoding="utf-8"))
+        swapped = receiver_copy(routing, nodes, receiver.post_message_url)
+        (workflows_dir / "routing-to-receiver.json").write_text(
+            json.dumps(swapped), encoding="utf-8"
+        )
+        credentials_file = work / "credentials.json"
+        run_script(
+            "render_credentials.py",
+            "-o",
+            str(credentials_file),
+            env={**os.environ, "LEADSCORE_API_KEY": api_key, "SLACK_BOT_TOKEN": slack_token},
+        )
+
+        n8n = N8nInstance(n8n_runtime, work / "n8n-home")
+        n8n.import_credentials(credentials_file)
+        n8n.import_workflows(workflows_dir)
+        for workflow in (routing, swapped):
+            n8n.publish(workflow["id"])
+        n8n.start()
+        stack.callback(n8n.stop)
+        n8n.wait_until_serving([routing, swapped])
+
+        with httpx.Client(base_url=n8n.base_url, timeout=30) as webhooks:
+            (trigger,) = [n for n in routing["nodes"] if n["name"] == nodes.webhook]
+            for path in (trigger["parameters"]["path"], RECEIVER_COPY_PATH):
+                for lead in high + low:
+                    response = webhooks.post(f"/webhook/{path}", json=lead.payload)
+                    assert response.status_code == 200, (
+                        f"{path}: {response.status_code} {response.text}"
+                    )
+                    assert response.json() == {"message": "Workflow was started"}
+
+        executions = {
+            workflow["id"]: n8n.wait_for_executions(workflow["id"], len(high) + len(low))
+            for workflow in (routing, swapped)
+        }
+        yield RoutingRun(
+            nodes=nodes,
+            routing_workflow_id=routing["id"],
+            model_version=model_version,
+            high=high,
+            low=low,
+            executions=executions,
+            receiver=receiver,
+            slack_channel=next(
+                n["parameters"]["channelId"]["value"]
+                for n in routing["nodes"]
+                if n["name"] == nodes.slack
+            ),
+        )
+
+
+def executions_by_email(run: RoutingRun, workflow_id: str) -> dict[str, Execution]:
+    executions = run.executions[workflow_id]
+    by_email = {
+        execution.webhook_body(run.nodes.webhook)["email"]: execution for execution in executions
+    }
+    assert len(by_email) == len(executions), "two executions for the same lead"
+    assert set(by_email) == {lead.email for lead in run.high + run.low}
+    return by_email
+
+
+def assert_describes(message: str, lead: ScoredLead, model_version: str) -> None:
+    """The sales message names the lead, its score, the model and the API's reasons."""
+    assert lead.email in message
+    assert f"Score: {score_text(lead.score)}" in message
+    assert model_version in message
+    assert lead.reasons, "the API gave no reasons for a high lead"
+    for reason in lead.reasons:
+        assert reason["text"] in message
+
+
+def test_unchanged_workflow_sends_high_leads_to_slack_and_low_leads_to_the_noop(
+    routing_run: RoutingRun,
+) -> None:
+    run, nodes = routing_run, routing_run.nodes
+    by_email = executions_by_email(run, run.routing_workflow_id)
+
+    for lead in run.high:
+        execution = by_email[lead.email]
+        assert execution.nodes_run == {
+            nodes.webhook,
+            nodes.score,
+            nodes.decision,
+            nodes.compose,
+            nodes.slack,
+        }
+        # n8n passed the lead's fields on unchanged: the API scored it exactly as asked directly.
+        (scored,) = execution.output_items(nodes.score)
+        assert scored["score"] == pytest.approx(lead.score, abs=1e-12)
+        assert scored["email"] == lead.email and scored["contact_id"] == lead.payload["contact_id"]
+        assert scored["label"] == "high"
+        assert len(execution.output_items(nodes.decision, IF_TRUE)) == 1
+        assert execution.output_items(nodes.decision, IF_FALSE) == []
+        (composed,) = execution.output_items(nodes.compose)
+        assert_describes(composed["slack_message"], lead, run.model_version)
+        # Reached, and failed only because slack.com cannot be reached from this machine.
+        slack_error = execution.node_error(nodes.slack)
+        assert slack_error is not None and "slack.com" in json.dumps(slack_error), slack_error
+        assert execution.status == "error"
+
+    for lead in run.low:
+        execution = by_email[lead.email]
+        assert execution.status == "success", execution.error
+        assert execution.nodes_run == {nodes.webhook, nodes.score, nodes.decision, nodes.no_action}
+        assert execution.output_items(nodes.decision, IF_TRUE) == []
+        (passed,) = execution.output_items(nodes.no_action)
+        assert passed["score"] == pytest.approx(lead.score, abs=1e-12)
+        assert passed["label"] == "low"
+
+
+def test_copy_with_a_local_slack_receiver_gets_one_message_per_high_lead(
+    routing_run: RoutingRun,
+) -> None:
+    run, receiver = routing_run, routing_run.receiver
+    by_email = executions_by_email(run, RECEIVER_COPY_ID)
+    assert all(execution.status == "success" for execution in by_email.values()), [
+        (execution.id, execution.error) for execution in by_email.values()
+    ]
+    assert receiver.rejected == []
+
+    for lead in run.high:
+        messages = [m for m in receiver.posted if lead.email in m.text]
+        assert len(messages) == 1, f"{len(messages)} messages for {lead.email}: {receiver.posted}"
+        (message,) = messages
+        assert message.channel == run.slack_channel and message.channel_id == SALES_CHANNEL_ID
+        assert f"Score: {score_text(lead.score)}" in message.text
+        (composed,) = by_email[lead.email].output_items(run.nodes.compose)
+        assert message.text == composed["slack_message"]
+        # The HTTP Request node recorded Slack's answer to its call.
+        (answer,) = by_email[lead.email].output_items(run.nodes.slack)
+        assert (answer["ok"], answer["channel"], answer["ts"]) == (
+            True,
+            SALES_CHANNEL_ID,
+            message.ts,
+        )
+
+    for lead in run.low:
+        assert not [m for m in receiver.posted if lead.email in m.text]
+    assert len(receiver.posted) == len(run.high)
