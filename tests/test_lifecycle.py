@@ -5,15 +5,13 @@ challenger the gate blocks, then new data that produces a better champion the ru
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import duckdb
 import httpx
 import pandas as pd
 import pytest
 from dagster import RunRequest, build_sensor_context
-from integration.processes import ManagedProcess, free_port, wait_until
+from integration.processes import start_scoring_api, wait_until
 from mlflow import MlflowClient
 from pipeline_runner import new_pipeline, training_run_config
 
@@ -108,42 +106,17 @@ def test_worse_challenger_is_registered_but_not_promoted(pipeline):
 
 @pytest.fixture
 def running_api(pipeline, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
-    env.update(
-        LEADSCORE_MODEL_PATH=str(pipeline.settings.published_model_path),
-        LEADSCORE_MODEL_POLL_SECONDS="0.5",
-    )
-    process = ManagedProcess(
-        "scoring API",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "leadscore_api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
+    process, base_url = start_scoring_api(
+        {
+            "LEADSCORE_MODEL_PATH": str(pipeline.settings.published_model_path),
+            "LEADSCORE_MODEL_POLL_SECONDS": "0.5",
+        },
         log_path=tmp_path / "api.log",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: _ready(base), timeout=60, what="the API to be ready", still_running=process
-        )
-        yield base
+        yield base_url
     finally:
         process.stop()
-
-
-def _ready(base: str) -> bool | None:
-    try:
-        return True if httpx.get(f"{base}/ready", timeout=2).status_code == 200 else None
-    except httpx.HTTPError:
-        return None
 
 
 def _served_version(base: str) -> str:

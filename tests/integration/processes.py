@@ -10,10 +10,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -144,3 +147,36 @@ def wait_until(
             details = f"\n{still_running.log()}" if still_running is not None else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{details}")
         time.sleep(interval)
+
+
+def start_scoring_api(
+    env: Mapping[str, str], *, log_path: Path, cwd: Path | None = None
+) -> tuple[ManagedProcess, str]:
+    """The real scoring service under uvicorn (one worker) on a free port, ready to score.
+
+    `env` replaces every LEADSCORE_* variable of the test run's environment. Returns the process
+    (the caller stops it) and its base URL.
+    """
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
+    command = [sys.executable, "-m", "uvicorn", "leadscore_api.main:app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    process = ManagedProcess(
+        f"scoring API :{port}", command, env={**inherited, **env}, log_path=log_path, cwd=cwd
+    )
+    base_url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool | None:
+        try:
+            return True if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+    try:
+        wait_until(
+            ready, timeout=60, what="the scoring API to load the model", still_running=process
+        )
+    except BaseException:
+        process.stop()
+        raise
+    return process, base_url

@@ -39,7 +39,7 @@ from .n8n_runtime import (
     N8nUnavailable,
     install_n8n,
 )
-from .processes import ManagedProcess, free_port, run_to_completion, wait_until
+from .processes import run_to_completion, start_scoring_api
 from .slack_receiver import SlackReceiver
 
 pytestmark = pytest.mark.n8n
@@ -213,40 +213,17 @@ def receiver_copy(
     return swapped
 
 
-def start_scoring_api(stack: ExitStack, model_path: Path, api_key: str, work: Path) -> str:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LEADSCORE_")}
-    env.update(
-        LEADSCORE_MODEL_PATH=str(model_path),
-        LEADSCORE_API_KEY=api_key,
-        LEADSCORE_DATA_DIR=str(work / "data"),
-    )
-    api = ManagedProcess(
-        "scoring API",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "leadscore_api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
+def start_api(stack: ExitStack, model_path: Path, api_key: str, work: Path) -> str:
+    api, base_url = start_scoring_api(
+        {
+            "LEADSCORE_MODEL_PATH": str(model_path),
+            "LEADSCORE_API_KEY": api_key,
+            "LEADSCORE_DATA_DIR": str(work / "data"),
+        },
         log_path=work / "scoring-api.log",
         cwd=REPO_ROOT,
     )
     stack.callback(api.stop)
-    base_url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool | None:
-        try:
-            return True if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200 else None
-        except httpx.HTTPError:
-            return None
-
-    wait_until(ready, timeout=60, what="the scoring API to load the model", still_running=api)
     return base_url
 
 
@@ -278,7 +255,7 @@ def routing_run(
     slack_token = f"xoxb-{secrets.token_hex(16)}"
 
     with ExitStack() as stack:
-        api_url = start_scoring_api(stack, pipeline_model_path, api_key, work)
+        api_url = start_api(stack, pipeline_model_path, api_key, work)
         with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=30) as api:
             high, low, model_version = choose_leads(api)
 
