@@ -188,6 +188,20 @@ def lead_scoring_model(
     """XGBoost trained on the features CSV, logged to MLflow ("Lead Scoring Optimization"),
     registered as `lead_scoring` with alias `challenger`, and staged as a candidate for the
     promotion gate."""
+    try:
+        return _train_log_and_stage(context, config, settings, mlflow)
+    except BaseException:
+        # The MLflow run was started by the resource; a failed step must not leave it RUNNING.
+        mlflow.end_run(status="FAILED")
+        raise
+
+
+def _train_log_and_stage(
+    context: AssetExecutionContext,
+    config: TrainingConfig,
+    settings: PipelineSettings,
+    mlflow: Any,
+) -> MaterializeResult:
     csv_path = settings.features_csv_path
     frame = read_features_csv(csv_path)
     csv_sha256 = sha256_file(csv_path)
