@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,27 @@ from leadscore_api.routes import build_router
 from leadscore_api.serving import ModelHolder
 from leadscore_api.settings import ApiSettings
 
+_startup_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up (modules, the app, the model) out of the garbage
+    collector's generations, once per process.
+
+    Requests suspended mid-flight (scoring queued for the end of the loop's pass) get promoted
+    to the oldest generation, which then fills up every second or two under load; a full
+    collection re-examines the ~165,000 start-up objects each time, a 60-90 ms pause of every
+    request in flight (p99 at 16 connections: ~70 ms with, ~5 ms without). Frozen, those objects
+    are skipped and a full collection takes well under a millisecond. They are still freed by
+    reference counting; only cycles among them are never collected (they live as long as the
+    process anyway).
+    """
+    global _startup_frozen
+    if not _startup_frozen:
+        _startup_frozen = True
+        gc.collect()
+        gc.freeze()
+
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """A complete service (validation, auth, metrics, model polling) for one set of settings."""
@@ -32,6 +54,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Loaded before the first request; a missing or bad file leaves the service up but unready.
         await asyncio.to_thread(holder.refresh)
+        _freeze_startup_objects()
         poller = asyncio.create_task(holder.poll(settings.model_poll_seconds))
         try:
             yield

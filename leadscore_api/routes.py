@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 from typing import Any
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from pydantic_core import to_json
 
+from leadscore_api.coalescing import ScoreCoalescer
 from leadscore_api.metrics import ApiMetrics
 from leadscore_api.parsing import explain_flag, json_body_openapi, parse_body
 from leadscore_api.schemas import (
@@ -69,6 +71,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
     guarded = [_api_key_guard(settings.api_key)] if settings.api_key else []
     batch_request = batch_request_model(settings.max_batch)
     problems = _problem_responses(bool(guarded))
+    coalescer = ScoreCoalescer(threshold)
     body_problems = {
         **problems,
         413: {
@@ -96,8 +99,13 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         """Score one lead: probability of closed-won, `high` above the serving threshold."""
         model = served_model().model
         lead = parse_body(ScoreRequest, await request.body())
-        explain = explain_flag(request) or lead.explain
-        result = score_leads(model, [lead], threshold, explain)[0]
+        if explain_flag(request) or lead.explain:
+            result = score_leads(model, [lead], threshold, True)[0]
+        else:
+            # Under concurrent load, scored together with the leads read in the same pass.
+            result = coalescer.score(model, lead)
+            if isinstance(result, asyncio.Future):
+                result = await result
         metrics.score_histogram(model.version).observe(result["score"])
         result["model_version"] = model.version
         return Response(to_json(result), media_type=JSON)

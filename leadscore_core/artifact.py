@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,13 @@ class ModelFileError(ValueError):
     """The file is not a model this code can serve; the message says why."""
 
 
-# Single-row scoring. `Booster.inplace_predict` builds a new proxy DMatrix per call, and creating
-# one makes XGBoost re-read the cgroup CPU quota files (about ten syscalls); with its Python
-# wrapper that is ~0.15 ms per row. Calling the same C entry point with a reused per-thread proxy
-# gives identical predictions in ~0.04 ms. Relies on xgboost internals, hence the pinned minor.
+# Scoring without `Booster.inplace_predict`'s wrapper. It builds a new proxy DMatrix per call,
+# and creating one makes XGBoost re-read the cgroup CPU quota files (about ten syscalls); with the
+# rest of its Python wrapper that is ~0.15 ms per call, more than the prediction of a small batch.
+# Calling the same C entry point (with the same configuration) through a proxy reused per thread
+# gives identical predictions. What remains is XGBoost's own per-call setup (~45 us for one row
+# of the 100-tree model, most of it compiling the `device` regexes and walking every tree for
+# its depth; see BENCHMARKS.md). Relies on xgboost internals, hence the pinned minor version.
 _PREDICT_VALUES_CONFIG = json.dumps(
     {
         "type": 0,
@@ -56,37 +59,66 @@ _PREDICT_VALUES_CONFIG = json.dumps(
         "cache_id": 0,
     }
 ).encode()
-_thread_state = threading.local()
 
 
-def _thread_proxy() -> xgb.core._ProxyDMatrix:
-    """A proxy DMatrix per thread: the C call points it at the caller's row."""
-    proxy = getattr(_thread_state, "proxy", None)
-    if proxy is None:
-        proxy = _thread_state.proxy = xgb.core._ProxyDMatrix()
-    return proxy
+class _PredictState(threading.local):
+    """Per thread: the proxy the C call points at the caller's rows, and its output arguments."""
+
+    def __init__(self) -> None:
+        self.proxy = xgb.core._ProxyDMatrix()
+        self.shape = ctypes.POINTER(xgb.core.c_bst_ulong)()
+        self.dims = xgb.core.c_bst_ulong()
+        self.predictions = ctypes.POINTER(ctypes.c_float)()
+        self.arguments = (
+            self.proxy.handle,
+            ctypes.byref(self.shape),
+            ctypes.byref(self.dims),
+            ctypes.byref(self.predictions),
+        )
+
+
+_predict_state = _PredictState()
+
+
+def _predict_dense(booster: xgb.Booster, matrix: np.ndarray) -> ctypes._Pointer:
+    """Raw probabilities of a C-contiguous float32 matrix (rows x features); the result points
+    into XGBoost's buffer for this thread and is valid until its next prediction."""
+    rows, columns = matrix.shape
+    interface = (
+        f'{{"data":[{matrix.ctypes.data},true],"shape":[{rows},{columns}],'
+        f'"typestr":"<f4","version":3}}'
+    ).encode()
+    state = _predict_state
+    xgb.core._check_call(
+        xgb.core._LIB.XGBoosterPredictFromDense(
+            booster.handle, interface, _PREDICT_VALUES_CONFIG, *state.arguments
+        )
+    )
+    return state.predictions
 
 
 def _predict_one_row(booster: xgb.Booster, row: np.ndarray) -> float:
-    interface = (
-        f'{{"data":[{row.ctypes.data},true],"shape":[1,{row.shape[-1]}],'
-        f'"typestr":"<f4","version":3}}'
-    ).encode()
-    shape = ctypes.POINTER(xgb.core.c_bst_ulong)()
-    dims = xgb.core.c_bst_ulong()
-    predictions = ctypes.POINTER(ctypes.c_float)()
-    xgb.core._check_call(
-        xgb.core._LIB.XGBoosterPredictFromDense(
-            booster.handle,
-            interface,
-            _PREDICT_VALUES_CONFIG,
-            _thread_proxy().handle,
-            ctypes.byref(shape),
-            ctypes.byref(dims),
-            ctypes.byref(predictions),
-        )
-    )
-    return float(predictions[0])
+    return float(_predict_dense(booster, row)[0])
+
+
+def _predict_rows(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """Raw probabilities as float32, one per row (what `inplace_predict` returns)."""
+    if matrix.shape[0] == 0:
+        return np.empty(0, dtype=np.float32)
+    predictions = _predict_dense(booster, matrix)
+    return np.ctypeslib.as_array(predictions, shape=(matrix.shape[0],)).copy()
+
+
+def _prepared_calibration(calibration: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The calibration with isotonic points as float64 arrays, converted once per model instead
+    of once per prediction (np.interp converts lists to the same arrays, so results are equal)."""
+    if calibration.get("method") != "isotonic":
+        return calibration
+    return {
+        **calibration,
+        "x": np.asarray(calibration["x"], dtype=np.float64),
+        "y": np.asarray(calibration["y"], dtype=np.float64),
+    }
 
 
 def apply_calibration(probabilities: np.ndarray, calibration: Mapping[str, Any]) -> np.ndarray:
@@ -142,6 +174,10 @@ class LoadedModel:
     features: tuple[Feature, ...]
     categories: Mapping[str, tuple[str, ...]]
     file_sha256: str
+    calibration: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", _prepared_calibration(self.metadata["calibration"]))
 
     @property
     def version(self) -> str:
@@ -155,16 +191,24 @@ class LoadedModel:
         return feature_matrix(columns, self.features, self.categories)
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        raw = self.booster.inplace_predict(matrix, validate_features=False)
-        return apply_calibration(np.asarray(raw, dtype=np.float64), self.metadata["calibration"])
+        """Served probability for each row of a model matrix."""
+        rows = self._checked(matrix)
+        raw = _predict_rows(self.booster, rows)
+        return apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
 
     def predict_row(self, matrix: np.ndarray) -> float:
         """Served probability for a one-row matrix; the same numbers as `predict_matrix`."""
-        row = np.ascontiguousarray(matrix, dtype=np.float32)
-        if row.shape != (1, len(self.features)):
+        row = self._checked(matrix)
+        if row.shape[0] != 1:
             raise ValueError(f"expected a 1 x {len(self.features)} matrix, got {row.shape}")
         raw = _predict_one_row(self.booster, row)
-        return float(apply_calibration(np.array([raw]), self.metadata["calibration"])[0])
+        return float(apply_calibration(np.array([raw]), self.calibration)[0])
+
+    def _checked(self, matrix: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(matrix, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != len(self.features):
+            raise ValueError(f"expected a rows x {len(self.features)} matrix, got {rows.shape}")
+        return rows
 
     def predict_proba(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         """Served probability for each row of input-field columns."""

@@ -41,8 +41,7 @@ def landing_files(
             f"landing/ is empty: generating {settings.synthetic_leads:,} synthetic leads "
             f"(seed {settings.synthetic_seed})"
         )
-        export = generator.generate(settings.synthetic_leads, settings.synthetic_seed)
-        generator.write_landing(export, landing_dir)
+        generator.seed_landing(settings.synthetic_leads, settings.synthetic_seed, landing_dir)
         files = landing.discover(landing_dir)
         seeded = True
     if not files:
