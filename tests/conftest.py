@@ -3,6 +3,7 @@ it when `leadscore_assets.definitions` is imported."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory):
     from pipeline_runner import new_pipeline
 
     pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline-data"))
+    pipeline.environment_before = dict(os.environ)
     result = pipeline.run()
     assert result.success, pipeline.failure_messages(result)
     pipeline.result = result

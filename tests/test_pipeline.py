@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import json
+import os
 
 import duckdb
 import numpy as np
@@ -65,6 +66,14 @@ def test_features_csv_has_the_specified_columns(trained_pipeline):
     frame = pd.read_csv(path)
     assert len(frame) == trained_pipeline.settings.synthetic_leads
     assert (frame["engaged_sessions"] <= frame["sessions"]).all()
+
+
+def test_running_the_pipeline_leaves_the_mlflow_environment_as_it_was(trained_pipeline):
+    """mlflow.set_tracking_uri exports the URI; a later run in this process (or a subprocess it
+    starts) must not inherit the last data directory's store as if the user had chosen it."""
+    assert os.environ.get("MLFLOW_TRACKING_URI") == trained_pipeline.environment_before.get(
+        "MLFLOW_TRACKING_URI"
+    )
 
 
 def _mlflow_run(settings):
