@@ -235,11 +235,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, help="an existing pipeline run's data directory")
-    parser.add_argument(
-        "--leads", type=int, default=93_000, help="leads to train on (no --data-dir)"
-    )
-    parser.add_argument("--work-dir", type=Path, help="where a fresh pipeline run goes")
+    common.add_model_arguments(parser)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per case")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions")

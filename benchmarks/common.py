@@ -6,6 +6,7 @@ Linux only (reads /proc), like the deployment target. Nothing here downloads any
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -287,6 +288,15 @@ class Service:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=15)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which model the service benchmarks serve: an existing run's, or a fresh 93k-lead run's."""
+    parser.add_argument("--data-dir", type=Path, help="an existing pipeline run's data directory")
+    parser.add_argument(
+        "--leads", type=int, default=93_000, help="leads to train on (no --data-dir)"
+    )
+    parser.add_argument("--work-dir", type=Path, help="where a fresh pipeline run goes")
 
 
 # --- the pipeline --------------------------------------------------------------------------
