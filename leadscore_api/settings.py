@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from leadscore_core.settings import DataDirSettings
+from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD, DataDirSettings
 
 
 class ApiSettings(DataDirSettings):
@@ -14,7 +14,7 @@ class ApiSettings(DataDirSettings):
 
     # Defaults to the pipeline's publish location, `$LEADSCORE_DATA_DIR/models/...`.
     model_path: Path | None = None
-    high_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, ge=0.0, le=1.0)
     # Unset (or blank) means the scoring routes are open.
     api_key: SecretStr | None = None
     model_poll_seconds: float = Field(1.0, gt=0.0, le=60.0)

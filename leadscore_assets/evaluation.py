@@ -32,9 +32,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD
+
 # Where the seed's accuracy, precision, recall and F1 cut: XGBoost's own class prediction.
 CLASSIFICATION_CUTOFF = 0.5
-DEFAULT_ROUTING_THRESHOLD = 0.8
+DEFAULT_ROUTING_THRESHOLD = DEFAULT_HIGH_THRESHOLD
 DEFAULT_TOP_FRACTION = 0.10
 DECILES = 10
 

@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from leadscore_core.features import DEFAULT_FEATURE_SET
-from leadscore_core.settings import DataDirSettings
+from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD, DataDirSettings
 
 EXPERIMENT_NAME = "Lead Scoring Optimization"
 REGISTERED_MODEL_NAME = "lead_scoring"
@@ -34,7 +34,7 @@ class PipelineSettings(DataDirSettings):
     feature_set: str = DEFAULT_FEATURE_SET
     split: SplitKind = "random"
     calibration: CalibrationChoice = "auto"
-    high_threshold: float = Field(0.8, gt=0, lt=1)
+    high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, gt=0, lt=1)
     training_threads: int = Field(2, ge=1)
 
     # Promotion gate.

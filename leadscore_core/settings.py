@@ -8,6 +8,8 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLISHED_MODEL_RELATIVE_PATH = Path("models") / "lead_scoring_model.json"
+# Above this score a lead is "high": the API's label, the pipeline's routing metrics and tiers.
+DEFAULT_HIGH_THRESHOLD = 0.8
 
 
 def default_data_dir() -> Path:
