@@ -5,6 +5,7 @@ challenger the gate blocks, then new data that produces a better champion the ru
 from __future__ import annotations
 
 import json
+import shutil
 
 import duckdb
 import httpx
@@ -161,3 +162,29 @@ def test_new_landing_batch_trains_a_new_champion_that_the_api_serves(pipeline, r
         timeout=5,
     ).json()
     assert scored["model_version"] == expected
+
+
+@pytest.mark.parametrize("blocked", ["model_card.md", "lead_scoring_model.json"])
+def test_a_failed_publish_leaves_the_champion_alias_and_the_served_files(pipeline, blocked):
+    """The registry's champion must always be the model being served: when replacing a published
+    file fails, the alias stays and the files already replaced are put back."""
+    settings = pipeline.settings
+    served = {p: p.read_bytes() for p in settings.models_dir.iterdir() if p.is_file()}
+    champion_before = _champion_version(pipeline)
+    obstacle = settings.models_dir / blocked
+    obstacle.unlink()
+    obstacle.mkdir()  # a directory where the file should go: the atomic rename fails
+    (obstacle / "keep").touch()
+    try:
+        result = pipeline.run()
+    finally:
+        shutil.rmtree(obstacle)
+        obstacle.write_bytes(served[obstacle])
+
+    assert not result.success
+    assert pipeline.check_results(result)["promotion_gate"].passed, "the candidate was good"
+    assert blocked in pipeline.failure_messages(result)
+    assert _champion_version(pipeline) == champion_before
+    for path, data in served.items():
+        if path != obstacle:
+            assert path.read_bytes() == data, f"{path.name} was not put back"

@@ -8,6 +8,7 @@ served.
 import gzip
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -542,6 +543,25 @@ def promotion_gate(
     )
 
 
+def publish_then_promote(files: dict[Path, bytes], move_champion_alias: Callable[[], None]) -> None:
+    """Replace the served files (in order, each atomically), then move the registry's `champion`
+    alias. The registry must never name a model that is not being served: if a write or the alias
+    move fails, the files already replaced are put back and the alias is left where it was."""
+    replaced: dict[Path, bytes | None] = {}
+    try:
+        for path, data in files.items():
+            replaced[path] = path.read_bytes() if path.is_file() else None
+            write_atomically(path, data)
+        move_champion_alias()
+    except BaseException:
+        for path, previous in reversed(replaced.items()):
+            if previous is not None:
+                write_atomically(path, previous)
+            elif path.is_file():
+                path.unlink()
+        raise
+
+
 @asset(group_name=GROUP, deps=[lead_scoring_model], code_version=source_version(_ML_SOURCES))
 def published_model(
     context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]
@@ -559,11 +579,21 @@ def published_model(
     raw = (candidate_dir / CANDIDATE_MODEL).read_bytes()
     model = load_model_bytes(raw)
     version = model.metadata["registered_model"]["version"]
-    tracking.client(settings).set_registered_model_alias(
-        REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version
-    )
-    write_atomically(settings.published_model_path, raw)
-    write_atomically(settings.models_dir / MODEL_CARD, (candidate_dir / MODEL_CARD).read_bytes())
+    try:
+        publish_then_promote(
+            {
+                settings.models_dir / MODEL_CARD: (candidate_dir / MODEL_CARD).read_bytes(),
+                settings.published_model_path: raw,
+            },
+            lambda: tracking.client(settings).set_registered_model_alias(
+                REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version
+            ),
+        )
+    except (OSError, MlflowException) as error:
+        raise Failure(
+            f"publishing {model.version} failed ({error}); the served files and the registry's "
+            f"'{CHAMPION_ALIAS}' alias are unchanged"
+        ) from error
     context.log.info(f"published {model.version} to {settings.published_model_path}")
     provenance = model.metadata
     return MaterializeResult(
