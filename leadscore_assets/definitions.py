@@ -18,7 +18,6 @@ from leadscore_assets.assets.warehouse import leadscore_dbt_models
 from leadscore_assets.automation import landing_sensor, retrain_job, retrain_schedule
 from leadscore_assets.project import dbt_project
 from leadscore_assets.settings import PipelineSettings
-from leadscore_assets.tracking import mlflow_tracking_resource
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
@@ -41,7 +40,6 @@ def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
             "settings": settings,
             "dbt": DbtCliResource(project_dir=dbt_project),
             "duckdb": DuckDBResource(database=str(settings.warehouse_path)),
-            "mlflow": mlflow_tracking_resource(settings),
         },
         # Steps share one process: on a small machine, a subprocess per step (the default)
         # costs more start-up time than the steps themselves.

@@ -1,53 +1,118 @@
-"""MLflow wiring: the dagster-mlflow resource, pointed at the data directory's store."""
+"""MLflow wiring: the data directory's store, and training runs that end with their true status.
+
+An MLflow run exists only while a model is being trained: it is started by the training step (not
+when a Dagster run starts, so a run that fails on a landing file leaves no MLflow run behind) and
+ends FINISHED, FAILED or KILLED with that step. A process killed outright cannot end its own run;
+the next training ends such orphans as FAILED once Dagster no longer counts their run as in
+progress (docs/operations.md).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
-from dagster import ResourceDefinition, resource
-from dagster_mlflow import mlflow_tracking
+import mlflow
+from dagster import DagsterInstance
+from dagster._core.errors import DagsterExecutionInterruptedError
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from leadscore_assets.settings import EXPERIMENT_NAME, PipelineSettings
 
-TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
+DAGSTER_RUN_TAG = "dagster_run_id"
+ENDED_BY_TAG = "leadscore.ended_by"
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def client(settings: PipelineSettings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
 def ensure_experiment(settings: PipelineSettings) -> str:
     """Create the experiment with its artifacts under the data dir (MLflow would otherwise put
     them in the working directory), returning its id."""
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    registry = client(settings)
+    experiment = registry.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is not None:
         return experiment.experiment_id
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(EXPERIMENT_NAME, artifact_location=settings.artifact_location)
+    return registry.create_experiment(EXPERIMENT_NAME, artifact_location=settings.artifact_location)
 
 
-def mlflow_tracking_resource(settings: PipelineSettings) -> ResourceDefinition:
-    """dagster-mlflow's `mlflow_tracking`, with the experiment created first.
+@contextmanager
+def _store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (and model registration) at `uri` for the block.
 
-    The resource calls `mlflow.set_tracking_uri`, which also exports MLFLOW_TRACKING_URI into this
-    process's environment; it is put back afterwards, so that settings read later in the same
-    process (another run, another data directory) do not mistake it for the user's choice.
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI into this process's environment; it
+    is put back afterwards, so settings read later in the same process (another run, another data
+    directory) and subprocesses do not mistake it for the user's choice.
     """
+    exported = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(exported["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(exported["MLFLOW_REGISTRY_URI"])
+        for name, value in exported.items():
+            if value is None:
+                os.environ.pop(name, None)
 
-    @resource(config_schema=mlflow_tracking.config_schema, description=mlflow_tracking.description)
-    def tracking(context):
-        ensure_experiment(settings)
-        exported_before = os.environ.get(TRACKING_URI_VARIABLE)
-        try:
-            yield from mlflow_tracking.resource_fn(context)
-        finally:
-            if exported_before is None:
-                os.environ.pop(TRACKING_URI_VARIABLE, None)
-            else:
-                os.environ[TRACKING_URI_VARIABLE] = exported_before
 
-    return tracking.configured(
-        {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": settings.tracking_uri}
+def end_orphaned_runs(
+    settings: PipelineSettings, experiment_id: str, instance: DagsterInstance
+) -> list[str]:
+    """End as FAILED every MLflow run still RUNNING although its Dagster run has finished: its
+    process died before it could say so. Returns their ids. Runs of Dagster runs this instance
+    does not know (another deployment sharing the MLflow store) are left alone."""
+    registry = client(settings)
+    ended = []
+    running: list[Run] = registry.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'"
     )
+    for run in running:
+        dagster_run_id = run.data.tags.get(DAGSTER_RUN_TAG)
+        dagster_run = instance.get_run_by_id(dagster_run_id) if dagster_run_id else None
+        if dagster_run is None or not dagster_run.is_finished:
+            continue
+        registry.set_tag(
+            run.info.run_id,
+            ENDED_BY_TAG,
+            f"a later training: Dagster run {dagster_run_id} ended {dagster_run.status.value}",
+        )
+        registry.set_terminated(run.info.run_id, status="FAILED")
+        ended.append(run.info.run_id)
+    return ended
 
 
-def client(settings: PipelineSettings) -> MlflowClient:
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+@contextmanager
+def training_run(
+    settings: PipelineSettings,
+    *,
+    instance: DagsterInstance,
+    dagster_run_id: str,
+    run_name: str,
+    tags: Mapping[str, str],
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one training, ended with its true status: FINISHED when the block
+    completes, KILLED when the Dagster run is terminated, FAILED on any other error."""
+    experiment_id = ensure_experiment(settings)
+    end_orphaned_runs(settings, experiment_id, instance)
+    with _store(settings.tracking_uri):
+        run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            tags={DAGSTER_RUN_TAG: dagster_run_id, **tags},
+        )
+        try:
+            yield run
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            mlflow.end_run(status="KILLED")
+            raise
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.end_run(status="FINISHED")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import mlflow.artifacts
 import mlflow.xgboost as mlflow_xgboost
 import numpy as np
@@ -184,24 +185,38 @@ def lead_scoring_model(
     context: AssetExecutionContext,
     config: TrainingConfig,
     settings: ResourceParam[PipelineSettings],
-    mlflow: ResourceParam[Any],
 ) -> MaterializeResult:
     """XGBoost trained on the features CSV, logged to MLflow ("Lead Scoring Optimization"),
     registered as `lead_scoring` with alias `challenger`, and staged as a candidate for the
     promotion gate."""
-    try:
-        return _train_log_and_stage(context, config, settings, mlflow)
-    except BaseException:
-        # The MLflow run was started by the resource; a failed step must not leave it RUNNING.
-        mlflow.end_run(status="FAILED")
-        raise
+    feature_set = config.feature_set or settings.feature_set
+    split = config.split or settings.split
+    with tracking.training_run(
+        settings,
+        instance=context.instance,
+        dagster_run_id=context.run.run_id,
+        run_name=f"train {feature_set}/{split} ({_launched_by(context)})",
+        tags={"dagster_job": context.job_name},
+    ):
+        return _train_log_and_stage(context, config, settings, feature_set, split)
+
+
+def _launched_by(context: AssetExecutionContext) -> str:
+    """What started the Dagster run, for the MLflow run's name: a schedule, a sensor, a named job,
+    or a materialisation from the UI or CLI (Dagster's hidden `__ASSET_JOB`)."""
+    tags = context.run.tags
+    for tag in ("dagster/schedule_name", "dagster/sensor_name"):
+        if tag in tags:
+            return tags[tag]
+    return "materialize" if context.job_name.startswith("__") else context.job_name
 
 
 def _train_log_and_stage(
     context: AssetExecutionContext,
     config: TrainingConfig,
     settings: PipelineSettings,
-    mlflow: Any,
+    feature_set: str,
+    split: str,
 ) -> MaterializeResult:
     csv_path = settings.features_csv_path
     frame = read_features_csv(csv_path)
@@ -209,8 +224,6 @@ def _train_log_and_stage(
     if config.shuffle_labels:
         rng = np.random.default_rng(0)
         frame[LABEL_COLUMN] = rng.permutation(frame[LABEL_COLUMN].to_numpy())
-    feature_set = config.feature_set or settings.feature_set
-    split = config.split or settings.split
     calibration = config.calibration or settings.calibration
     positives = int(frame[LABEL_COLUMN].sum())
     warnings = _small_data_warnings(len(frame), positives, settings)
@@ -374,7 +387,6 @@ def _train_log_and_stage(
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_MODEL), artifact_path=PUBLISHED_ARTIFACT_DIR)
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_SEEN_CONTACTS), artifact_path="training")
     mlflow.log_artifact(str(candidate_dir / CANDIDATE_TRAINING_DATA), artifact_path="training")
-    mlflow.end_run()
 
     return MaterializeResult(
         metadata={
