@@ -13,7 +13,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run install install-dev prepare materialize serve ui mlflow-ui test test-fast test-n8n bench clean
 
-## run: install, build the dbt manifest, materialise the whole pipeline, then serve the API
+## run: install, build the dbt manifest, materialise the whole pipeline, then serve the API.
+## Demo mode: an empty landing/ is seeded with synthetic data, and a model trained on it may be
+## published. Every other target (and the pipeline's own default) leaves demo mode off.
+run: export LEADSCORE_DEMO_MODE ?= true
 run: install materialize serve
 
 $(BIN)/python:
@@ -29,7 +32,7 @@ install-dev: $(BIN)/python
 prepare:
 	$(BIN)/leadscore prepare
 
-## materialize: landing (seeded with demo data when empty) -> ... -> published model
+## materialize: landing files -> ... -> published model
 materialize: prepare
 	mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/dagster job execute -m leadscore_assets.definitions -j retrain_job

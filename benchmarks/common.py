@@ -314,6 +314,8 @@ def pipeline_env(
             "LEADSCORE_DATA_DIR": str(data_dir),
             "DAGSTER_HOME": str(data_dir / "dagster"),
             "LEADSCORE_SYNTHETIC_LEADS": str(leads),
+            # The generator seeds the empty landing/ only in demo mode.
+            "LEADSCORE_DEMO_MODE": "true",
             # The default store, in this data directory, whatever the caller's shell has set.
             "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}",
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",

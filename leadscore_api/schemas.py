@@ -201,6 +201,11 @@ class ModelInfo(BaseModel):
     training_data: Any = Field(None, description="{path, sha256, rows, positives}.")
     code_version: Any = Field(None, description="{git_commit, dbt_models}.")
     calibration: dict[str, Any] = Field(description="{method: none | isotonic | platt, ...}.")
+    demo: bool | None = Field(
+        None,
+        description="True for a model trained on the synthetic demo data (LEADSCORE_DEMO_MODE); "
+        "never true for a model trained only on your own exports.",
+    )
     file_sha256: str = Field(description="SHA-256 of the model file being served.")
     loaded_at: datetime = Field(description="When this service loaded the file.")
 

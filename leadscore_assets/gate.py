@@ -28,10 +28,19 @@ def decide_promotion(
     min_auc: float,
     max_auc_drop: float,
     warnings: Sequence[str] = (),
+    demo_data: bool = False,
+    demo_mode: bool = False,
 ) -> GateDecision:
     """Promote when the challenger clears the floor on its holdout, is not worse than the champion
     by more than `max_auc_drop` on the same rows, and was trained on enough data to judge.
-    `head_to_head` is None when there is no champion yet."""
+    `head_to_head` is None when there is no champion yet. A model trained on synthetic demo data
+    (`demo_data`) is only promoted in demo mode, so demo data can never reach production."""
+    if demo_data and not demo_mode:
+        return GateDecision(
+            False,
+            "not promoted: trained on synthetic demo data and demo mode is off "
+            "(set LEADSCORE_DEMO_MODE=true to promote demo models)",
+        )
     if warnings:
         return GateDecision(False, "not promoted: " + "; ".join(warnings))
     if challenger_auc < min_auc:

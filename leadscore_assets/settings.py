@@ -25,10 +25,11 @@ class PipelineSettings(DataDirSettings):
         env_prefix="LEADSCORE_", extra="ignore", populate_by_name=True
     )
 
-    # Demo data: seeded into landing/ when it is empty.
+    # Demo mode (opt-in; `make run` turns it on): an empty landing/ is seeded with synthetic data,
+    # and a model trained on synthetic data may be promoted. Off, such a model is refused.
+    demo_mode: bool = False
     synthetic_leads: int = Field(93_000, ge=1)
     synthetic_seed: int = 42
-    seed_demo_data: bool = True
 
     # Training.
     feature_set: str = DEFAULT_FEATURE_SET

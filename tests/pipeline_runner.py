@@ -48,8 +48,10 @@ class Pipeline:
 
 
 def new_pipeline(data_dir: Path, **overrides: Any) -> Pipeline:
+    """A pipeline on `data_dir`, in demo mode unless `demo_mode=False` is passed."""
     settings = PipelineSettings(
         data_dir=data_dir,
+        demo_mode=overrides.pop("demo_mode", True),
         synthetic_leads=overrides.pop("synthetic_leads", SMALL_DATASET_LEADS),
         mlflow_tracking_uri=None,
         **overrides,

@@ -61,7 +61,7 @@ def test_dagster_asset_materialize_all_from_an_empty_data_dir(tmp_path):
             "*",
         ],
         cwd=REPO_ROOT,
-        env=_env(tmp_path, LEADSCORE_SYNTHETIC_LEADS="3000"),
+        env=_env(tmp_path, LEADSCORE_SYNTHETIC_LEADS="3000", LEADSCORE_DEMO_MODE="true"),
         capture_output=True,
         text=True,
         timeout=600,

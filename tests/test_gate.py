@@ -7,13 +7,14 @@ from leadscore_assets.gate import HeadToHead, decide_promotion
 FLOOR, DROP = 0.70, 0.005
 
 
-def _decide(challenger_auc, head_to_head=None, warnings=()):
+def _decide(challenger_auc, head_to_head=None, warnings=(), **demo):
     return decide_promotion(
         challenger_auc=challenger_auc,
         head_to_head=head_to_head,
         min_auc=FLOOR,
         max_auc_drop=DROP,
         warnings=warnings,
+        **demo,
     )
 
 
@@ -40,3 +41,11 @@ def test_small_data_warnings_refuse_promotion():
     decision = _decide(0.95, None, warnings=["only 600 leads (fewer than 1,000)"])
     assert not decision.passed
     assert "600 leads" in decision.reason
+
+
+def test_demo_data_is_promoted_only_in_demo_mode():
+    refused = _decide(0.95, demo_data=True)
+    assert not refused.passed
+    assert "synthetic demo data" in refused.reason and "LEADSCORE_DEMO_MODE" in refused.reason
+    assert _decide(0.95, demo_data=True, demo_mode=True).passed
+    assert _decide(0.95, demo_data=False, demo_mode=False).passed

@@ -108,7 +108,7 @@ def _user_exports(landing_dir):
 
 @pytest.mark.slow
 def test_users_own_exports_train_end_to_end(tmp_path):
-    pipeline = new_pipeline(tmp_path, seed_demo_data=False)
+    pipeline = new_pipeline(tmp_path, demo_mode=False)
     _user_exports(pipeline.settings.landing_dir)
     result = pipeline.run(training_run_config(split="time"))
     assert result.success, pipeline.failure_messages(result)

@@ -30,13 +30,14 @@ def landing_files(
 ) -> MaterializeResult:
     """The raw exports in `landing/` (GA4 sessions, CRM contacts, CRM deals).
 
-    When the folder holds no data file and demo seeding is on, it is filled with the synthetic
-    generator's exports (LEADSCORE_SYNTHETIC_LEADS leads, seed LEADSCORE_SYNTHETIC_SEED).
+    When the folder holds no data file and demo mode is on (LEADSCORE_DEMO_MODE), it is filled with
+    the synthetic generator's exports (LEADSCORE_SYNTHETIC_LEADS leads, seed
+    LEADSCORE_SYNTHETIC_SEED). Demo data is never generated otherwise.
     """
     landing_dir = settings.landing_dir
     files = landing.discover(landing_dir)
     seeded = False
-    if not files and settings.seed_demo_data:
+    if not files and settings.demo_mode:
         context.log.info(
             f"landing/ is empty: generating {settings.synthetic_leads:,} synthetic leads "
             f"(seed {settings.synthetic_seed})"
@@ -47,7 +48,8 @@ def landing_files(
     if not files:
         raise Failure(
             f"No landing files in {landing_dir}. Drop ga4_sessions*, crm_contacts* and crm_deals* "
-            "exports there (docs/landing_schema.md) or enable LEADSCORE_SEED_DEMO_DATA."
+            "exports there (docs/landing_schema.md), or set LEADSCORE_DEMO_MODE=true to try the "
+            "pipeline on synthetic demo data."
         )
     digest = landing.files_digest(files)
     ignored = landing.unrecognised(landing_dir)

@@ -313,6 +313,7 @@ def _train_log_and_stage(
     registry = tracking.client(settings)
     registry.set_registered_model_alias(REGISTERED_MODEL_NAME, CHALLENGER_ALIAS, version)
 
+    data_source, demo = _data_source(settings)
     metadata = build_metadata(
         model_version=f"{REGISTERED_MODEL_NAME}/{version}",
         feature_names=trained.feature_names,
@@ -338,7 +339,8 @@ def _train_log_and_stage(
             "rows": len(frame),
             "positives": positives,
         },
-        data_source=_data_source(settings),
+        data_source=data_source,
+        demo=demo,
         code_version={
             "git_commit": code_version,
             "dbt_models": dbt_model_versions(dbt_project.manifest_path),
@@ -401,6 +403,7 @@ def _train_log_and_stage(
             "training_data_sha256": csv_sha256,
             "dagster/row_count": len(frame),
             "warnings": MetadataValue.json(warnings),
+            "demo": demo,
             **{f"metric/{k}": float(v) for k, v in metrics.items()},
             "seed_baseline_roc_auc": float(baseline["roc_auc"]),
             "required_inputs_only_roc_auc": float(required_only["roc_auc"]),
@@ -419,15 +422,16 @@ def _importance(trained: TrainedModel) -> dict[str, float]:
     return {name: float(gains.get(name, 0.0)) for name in trained.feature_names}
 
 
-def _data_source(settings: PipelineSettings) -> str:
+def _data_source(settings: PipelineSettings) -> tuple[str, bool]:
+    """What the model was trained on, in words, and whether any of it is synthetic demo data."""
     files = {f.path.name: f.size for f in discover(settings.landing_dir)}
     share = synthetic_share(settings.landing_dir, files)
-    if share == 1:
-        return "synthetic demo data from the leadscore generator (docs/synthetic_data.md)"
-    if share == 0:
-        return f"landing exports ({', '.join(sorted(files))})"
     names = ", ".join(sorted(files))
-    return f"landing exports, {share:.0%} of the files synthetic demo data ({names})"
+    if share == 1:
+        return "synthetic demo data from the leadscore generator (docs/synthetic_data.md)", True
+    if share == 0:
+        return f"landing exports ({names})", False
+    return f"landing exports, {share:.0%} of the files synthetic demo data ({names})", True
 
 
 def _tier_table(tiers: list[dict]) -> str:
@@ -507,6 +511,8 @@ def promotion_gate(
         min_auc=settings.gate_min_auc,
         max_auc_drop=settings.gate_max_auc_drop,
         warnings=list(challenger.metadata.get("warnings", [])),
+        demo_data=bool(challenger.metadata.get("demo")),
+        demo_mode=settings.demo_mode,
     )
     record = {
         "passed": decision.passed,
@@ -551,6 +557,8 @@ def promotion_gate(
             "min_auc": settings.gate_min_auc,
             "max_auc_drop": settings.gate_max_auc_drop,
             "holdout_rows": len(holdout),
+            "demo_model": bool(challenger.metadata.get("demo")),
+            "demo_mode": settings.demo_mode,
         },
     )
 
