@@ -1,7 +1,6 @@
 """Retraining without clicks: `retrain_job`, a daily schedule and a sensor on landing/."""
 
 from dagster import (
-    AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -15,6 +14,7 @@ from dagster import (
 )
 
 from leadscore_assets import landing
+from leadscore_assets.assets.ingestion import LOADED_DIGEST_KEY, RAW_TABLE_KEYS
 from leadscore_assets.settings import PipelineSettings
 
 retrain_job = define_asset_job(
@@ -37,10 +37,17 @@ def retrain_schedule(settings: PipelineSettings) -> ScheduleDefinition:
 
 
 def _last_loaded_digest(context: SensorEvaluationContext) -> str | None:
-    event = context.instance.get_latest_materialization_event(AssetKey("landing_files"))
+    """The landing files of the last successful load into `raw.*`.
+
+    Not the `landing_files` asset's digest: that is recorded before the files are checked, so a
+    rejected file's digest would count as loaded, and once the file is quarantined the folder
+    would look changed and start a second run on data that is already loaded.
+    """
+    # The three raw tables are loaded together; the contacts (the leads) stand for them.
+    event = context.instance.get_latest_materialization_event(RAW_TABLE_KEYS["crm_contacts"])
     if event is None or event.asset_materialization is None:
         return None
-    digest = event.asset_materialization.metadata.get("files_digest")
+    digest = event.asset_materialization.metadata.get(LOADED_DIGEST_KEY)
     return digest.value if digest is not None else None
 
 
@@ -57,6 +64,9 @@ def landing_sensor(settings: PipelineSettings) -> SensorDefinition:
         files = landing.discover(settings.landing_dir)
         if not files:
             return SkipReason(f"no data files in {settings.landing_dir}")
+        missing = landing.tables_without_files(files)
+        if missing:
+            return SkipReason(f"waiting for a file for table(s) {', '.join(missing)}")
         digest = landing.files_digest(files)
         if digest == context.cursor:
             return SkipReason("landing files unchanged since the last request")

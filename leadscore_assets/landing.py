@@ -205,18 +205,23 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
     return rows
 
 
+def tables_without_files(files: Sequence[LandingFile]) -> list[str]:
+    """Tables no file provides: loading needs at least one file per table."""
+    return [t for t in LANDING_TABLES if not any(f.table == t for f in files)]
+
+
 def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> dict[str, int]:
     """Replace raw.<table> for every table from `files`; returns row counts per table.
 
     All files are staged and checked first; the swap happens in one transaction. On any
     LandingFileError nothing in the warehouse changes.
     """
+    empty = tables_without_files(files)
+    if empty:
+        raise ValueError(f"no landing file for table(s) {', '.join(empty)}")
     by_table: dict[str, list[LandingFile]] = {t: [] for t in LANDING_TABLES}
     for file in files:
         by_table[file.table].append(file)
-    empty = [t for t, fs in by_table.items() if not fs]
-    if empty:
-        raise ValueError(f"no landing file for table(s) {', '.join(empty)}")
 
     with duckdb.connect(str(warehouse)) as conn:
         staged: dict[str, list[str]] = {}

@@ -86,11 +86,20 @@ def test_sensor_new_same_changed_and_partial_files(settings, instance):
     assert edited.run_key not in (first.run_key, changed.run_key)
 
 
+def test_sensor_waits_until_every_table_has_a_file(settings, instance):
+    write_landing(generate(300, 1), settings.landing_dir)
+    (settings.landing_dir / "crm_deals.csv").unlink()
+    result, _ = _evaluate(_sensor(settings), instance, None)
+    assert isinstance(result, SkipReason)
+    assert "crm_deals" in result.skip_message
+
+
 def test_sensor_skips_files_that_were_already_loaded(settings, instance):
     write_landing(generate(300, 1), settings.landing_dir)
     digest = files_digest(discover(settings.landing_dir))
+    # What a successful load into raw.* records.
     instance.report_runless_asset_event(
-        AssetMaterialization("landing_files", metadata={"files_digest": digest})
+        AssetMaterialization(["raw", "crm_contacts"], metadata={"files_digest": digest})
     )
     result, cursor = _evaluate(_sensor(settings), instance, None)
     assert isinstance(result, SkipReason)

@@ -11,7 +11,7 @@ import duckdb
 import httpx
 import pandas as pd
 import pytest
-from dagster import RunRequest, build_sensor_context
+from dagster import RunRequest, SkipReason, build_sensor_context
 from integration.processes import start_scoring_api, wait_until
 from mlflow import MlflowClient
 from pipeline_runner import new_pipeline, training_run_config
@@ -81,6 +81,27 @@ def test_malformed_landing_file_is_quarantined_and_nothing_is_lost(pipeline):
         _registry(pipeline).search_model_versions(f"name='{REGISTERED_MODEL_NAME}'")
     )
     assert versions_after == versions_before
+
+
+def _evaluate_sensor(pipeline, cursor):
+    sensor = pipeline.definitions.get_repository_def().get_sensor_def("new_landing_files")
+    context = build_sensor_context(instance=pipeline.instance, cursor=cursor)
+    return sensor(context), context.cursor
+
+
+def test_a_rejected_file_makes_one_failed_run_and_then_the_sensor_skips(pipeline):
+    """The quarantine puts the landing folder back as it was loaded: nothing new to train on."""
+    after_last_rejection, cursor = _evaluate_sensor(pipeline, None)
+    assert isinstance(after_last_rejection, SkipReason), "the quarantined file's run already ran"
+    (pipeline.settings.landing_dir / "crm_contacts_extra.csv").write_text(
+        "contact_id,email,visitor_id,created_at\n1,a@example.com,v1,never\n"
+    )
+    request, cursor = _evaluate_sensor(pipeline, cursor)
+    assert isinstance(request, RunRequest)
+    assert not pipeline.run().success
+    after, _ = _evaluate_sensor(pipeline, cursor)
+    assert isinstance(after, SkipReason), "the same landing data must not start a second run"
+    assert "already loaded" in after.skip_message
 
 
 def test_worse_challenger_is_registered_but_not_promoted(pipeline):

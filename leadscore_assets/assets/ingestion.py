@@ -19,6 +19,7 @@ from leadscore_assets.settings import PipelineSettings
 
 GROUP = "ingestion"
 RAW_TABLE_KEYS = {table: AssetKey([landing.RAW_SCHEMA, table]) for table in landing.LANDING_TABLES}
+LOADED_DIGEST_KEY = "files_digest"
 _CODE_VERSION = source_version(
     [REPO_ROOT / "leadscore_assets" / "landing.py", REPO_ROOT / "leadscore_assets" / "generator.py"]
 )
@@ -103,6 +104,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
             },
         ) from None
     summary = landing.landing_summary(files)
+    digest = landing.files_digest(files)
     for table, key in RAW_TABLE_KEYS.items():
         yield MaterializeResult(
             asset_key=key,
@@ -110,5 +112,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
                 "dagster/row_count": counts[table],
                 "source_files": MetadataValue.json(summary[table]),
                 "table": f"{landing.RAW_SCHEMA}.{table}",
+                # What the landing sensor compares with: only a successful load records it.
+                LOADED_DIGEST_KEY: digest,
             },
         )
