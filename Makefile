@@ -32,17 +32,20 @@ install-dev: $(BIN)/python
 prepare:
 	$(BIN)/leadscore prepare
 
-## materialize: landing files -> ... -> published model
-materialize: prepare
+# The Dagster instance's settings (run monitoring, ...), refreshed when deploy/dagster.yaml changes.
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p "$(DAGSTER_HOME)"
+	cp deploy/dagster.yaml "$@"
+
+## materialize: landing files -> ... -> published model
+materialize: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m leadscore_assets.definitions -j retrain_job
 
 serve:
 	$(BIN)/leadscore-api --host $(HOST) --port $(PORT)
 
 ## ui: Dagster UI (asset graph, schedule, sensor) on http://127.0.0.1:3000
-ui: prepare
-	mkdir -p "$(DAGSTER_HOME)"
+ui: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 ## mlflow-ui: MLflow UI on the local store, http://127.0.0.1:5000

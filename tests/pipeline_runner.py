@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dagster import DagsterInstance, ExecuteInProcessResult
 
 from leadscore_assets.definitions import build_definitions
 from leadscore_assets.settings import PipelineSettings
 
 SMALL_DATASET_LEADS = 6_000
+INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 @dataclass
@@ -63,3 +65,15 @@ def new_pipeline(data_dir: Path, **overrides: Any) -> Pipeline:
 
 def training_run_config(**fields: Any) -> dict[str, Any]:
     return {"ops": {"lead_scoring_model": {"config": fields}}}
+
+
+def install_instance_config(dagster_home: Path, **overrides: dict[str, Any]) -> Path:
+    """The shipped deploy/dagster.yaml in `dagster_home`, as `make ui` installs it; `overrides`
+    replace keys of its top-level sections (e.g. run_monitoring={"max_runtime_seconds": 1})."""
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    for section, values in overrides.items():
+        config[section] = {**config.get(section, {}), **values}
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    target.write_text(yaml.safe_dump(config))
+    return target

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from integration.processes import ManagedProcess, free_port, wait_until
+from pipeline_runner import install_instance_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def _graphql(base: str) -> dict | None:
 
 def test_dagster_dev_shows_the_asset_graph_schedule_and_sensor(tmp_path):
     port = free_port()
-    (tmp_path / "dagster").mkdir()
+    install_instance_config(tmp_path / "dagster")
     env = {
         **os.environ,
         "LEADSCORE_DATA_DIR": str(tmp_path / "data"),
