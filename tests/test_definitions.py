@@ -115,3 +115,22 @@ def test_dagster_definitions_validate(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Validation successful" in completed.stdout + completed.stderr
+
+
+def test_dbt_source_tests_are_checks_on_the_raw_assets():
+    """The raw tables' unique/not-null keys and accepted stages show as checks on the raw assets
+    (not as observations logged with a warning)."""
+    checks: dict[str, set[str]] = {}
+    for key in _graph().asset_check_keys:
+        checks.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+    assert "source_unique_raw_crm_contacts_contact_id" in checks["raw/crm_contacts"]
+    assert "source_not_null_raw_ga4_sessions_user_pseudo_id" in checks["raw/ga4_sessions"]
+    assert any(
+        name.startswith("source_accepted_values_raw_crm_deals_stage")
+        for name in checks["raw/crm_deals"]
+    )
+    # A test spanning two tables is a check on the staged deals.
+    assert any(
+        name.startswith("relationships_stg_crm_deals_contact_id")
+        for name in checks["staging/stg_crm_deals"]
+    )

@@ -156,3 +156,13 @@ def test_the_exact_training_file_and_report_are_kept(trained_pipeline):
 
 def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_source_tests_ran_as_checks_on_the_raw_assets(trained_pipeline):
+    checks = trained_pipeline.check_results(trained_pipeline.result)
+    on_raw = {name: check for name, check in checks.items() if check.asset_key.path[0] == "raw"}
+    assert "source_unique_raw_crm_contacts_contact_id" in on_raw
+    assert len(on_raw) == 12, sorted(on_raw)
+    assert all(check.passed for check in on_raw.values())
+    observations = [e for e in trained_pipeline.result.all_events if e.is_asset_observation]
+    assert not observations, "every dbt test result is an asset check"

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetExecutionContext, ResourceParam
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from leadscore_assets.project import dbt_project
 from leadscore_assets.settings import PipelineSettings
@@ -26,7 +31,10 @@ class LeadscoreDbtTranslator(DagsterDbtTranslator):
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=LeadscoreDbtTranslator(),
+    # Source tests (keys, stages, relationships on `raw.*`) become checks on the raw assets.
+    dagster_dbt_translator=LeadscoreDbtTranslator(
+        DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+    ),
 )
 def leadscore_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, settings: ResourceParam[PipelineSettings]
