@@ -8,7 +8,10 @@ same key (a re-export), the newest file wins.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +68,12 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # Files still being written by an uploader or copy tool.
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", "~")
 RAW_SCHEMA = "raw"
+INTEGER_TYPES = ("BIGINT", "INTEGER")
+CSV_DELIMITERS = ",;\t|"
+CONFLICT_EXAMPLES = 3
+_RAGGED_ROW = re.compile(
+    r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.DOTALL
+)
 QUARANTINE_DIR_NAME = "quarantine"
 
 
@@ -129,32 +138,67 @@ def files_digest(files: Sequence[LandingFile]) -> str:
     return hashlib.sha256("\n".join(f.fingerprint for f in files).encode()).hexdigest()
 
 
-def _reader(path: Path) -> str:
-    quoted = str(path).replace("'", "''")
-    if path.name.endswith(".parquet"):
-        return f"read_parquet('{quoted}')"
-    return f"read_csv('{quoted}', all_varchar = true, header = true)"
+def _csv_columns(path: Path) -> tuple[list[str], str]:
+    """The header's column names and the delimiter, read with Python's csv module.
 
-
-def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name: str) -> int:
-    """Copy one file into a temp table of typed columns, or raise LandingFileError saying why."""
+    DuckDB's sniffer guesses the dialect from sampled rows; one short row (a truncated upload)
+    makes it read the whole file as one column, which then looks like missing columns. The
+    dialect is taken from the header line instead and every row is held to it.
+    """
+    if path.stat().st_size == 0:
+        raise LandingFileError(path, "is empty (0 bytes): expected a header row and data rows")
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        conn.execute(f"CREATE TEMP TABLE {staged_name}_text AS SELECT * FROM {_reader(file.path)}")
-    except duckdb.Error as exc:
-        raise LandingFileError(file.path, f"unreadable: {str(exc).splitlines()[0]}") from None
-    present = {
-        row[0].lower(): row[0] for row in conn.execute(f"DESCRIBE {staged_name}_text").fetchall()
-    }
-    columns = LANDING_SCHEMA[file.table]
-    missing = [c.name for c in columns if c.required and c.name not in present]
-    if missing:
-        raise LandingFileError(
-            file.path, f"missing required column(s) {', '.join(missing)} for table {file.table}"
-        )
-    rows = conn.execute(f"SELECT count(*) FROM {staged_name}_text").fetchone()[0]
-    if rows == 0:
-        raise LandingFileError(file.path, "has a header but no rows")
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            first_line = handle.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise LandingFileError(path, f"unreadable: {exc}") from None
+    if not first_line.strip():
+        raise LandingFileError(path, "has no header row")
+    try:
+        delimiter = csv.Sniffer().sniff(first_line, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","
+    header = next(csv.reader([first_line], delimiter=delimiter))
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise LandingFileError(path, f"the header names column(s) {', '.join(repeated)} twice")
+    return header, delimiter
 
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _reader(path: Path) -> str:
+    if path.name.endswith(".parquet"):
+        return f"read_parquet({_sql_text(str(path))})"
+    header, delimiter = _csv_columns(path)
+    columns = ", ".join(f"{_sql_text(name)}: 'VARCHAR'" for name in header)
+    return (
+        f"read_csv({_sql_text(str(path))}, columns = {{{columns}}}, header = true, "
+        f"auto_detect = false, delim = {_sql_text(delimiter)}, quote = '\"', escape = '\"', "
+        "strict_mode = true, null_padding = false)"
+    )
+
+
+def _read_problem(error: duckdb.Error) -> str:
+    """DuckDB's reading error, in the file's terms."""
+    text = str(error)
+    ragged = _RAGGED_ROW.search(text)
+    if ragged:
+        line, expected, found = ragged.groups()
+        return (
+            f"line {line} has {found} field(s) but the header has {expected} "
+            "(a truncated upload, or a delimiter inside an unquoted value?)"
+        )
+    return f"unreadable: {text.splitlines()[0]}"
+
+
+def _value_checks(
+    columns: Sequence[Column], present: Mapping[str, str], table: str
+) -> list[tuple[Column, str, str]]:
+    """(column, SQL counting bad values, what is wrong with them) for every present column."""
     checks = []
     for column in columns:
         if column.name not in present:
@@ -168,10 +212,20 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
                 "not a valid " + column.duckdb_type,
             )
         )
+        if column.duckdb_type in INTEGER_TYPES:
+            # Casting rounds 2.5 (text or a Parquet double) to 3: an id must not change.
+            number = f"TRY_CAST({source} AS DOUBLE)"
+            checks.append(
+                (
+                    column,
+                    f"count(*) FILTER (WHERE {number} IS NOT NULL AND {number} <> trunc({number}))",
+                    "not a whole number",
+                )
+            )
         if column.not_null:
             checks.append((column, f"count(*) FILTER (WHERE {source} IS NULL)", "empty"))
-    if file.table == "crm_deals":
-        stages = ", ".join(f"'{s}'" for s in DEAL_STAGES)
+    if table == "crm_deals":
+        stages = ", ".join(_sql_text(s) for s in DEAL_STAGES)
         checks.append(
             (
                 next(c for c in columns if c.name == "stage"),
@@ -179,6 +233,54 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
                 f"not one of {', '.join(DEAL_STAGES)}",
             )
         )
+    return checks
+
+
+def _reject_conflicting_keys(
+    conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name: str
+) -> None:
+    """A key may appear once per file: two different rows for it leave no way to tell which is
+    current (across files, the newest file wins)."""
+    keys = PRIMARY_KEYS[file.table]
+    key_list = ", ".join(keys)
+    found = conn.execute(
+        f"SELECT {key_list}, count(*) OVER () FROM {staged_name} GROUP BY {key_list} "
+        f"HAVING count(*) > 1 ORDER BY {key_list} LIMIT {CONFLICT_EXAMPLES}"
+    ).fetchall()
+    if found:
+        examples = ", ".join(
+            ", ".join(f"{key}={value}" for key, value in zip(keys, row, strict=False))
+            for row in found
+        )
+        raise LandingFileError(
+            file.path,
+            f"{found[0][-1]} key(s) appear more than once with different values, e.g. "
+            f"{examples}; each key may appear once per file (put a re-export in a new file: "
+            "the newest file wins)",
+        )
+
+
+def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name: str) -> int:
+    """Copy one file into a temp table of typed, distinct rows, or raise LandingFileError saying
+    why. Returns how many exact duplicate rows were dropped."""
+    try:
+        conn.execute(f"CREATE TEMP TABLE {staged_name}_text AS SELECT * FROM {_reader(file.path)}")
+    except duckdb.Error as exc:
+        raise LandingFileError(file.path, _read_problem(exc)) from None
+    present = {
+        row[0].lower(): row[0] for row in conn.execute(f"DESCRIBE {staged_name}_text").fetchall()
+    }
+    columns = LANDING_SCHEMA[file.table]
+    missing = [c.name for c in columns if c.required and c.name not in present]
+    if missing:
+        raise LandingFileError(
+            file.path, f"missing required column(s) {', '.join(missing)} for table {file.table}"
+        )
+    rows = conn.execute(f"SELECT count(*) FROM {staged_name}_text").fetchone()[0]
+    if rows == 0:
+        raise LandingFileError(file.path, "has a header but no rows")
+
+    checks = _value_checks(columns, present, file.table)
     counts = conn.execute(
         f"SELECT {', '.join(sql for _, sql, _ in checks)} FROM {staged_name}_text"
     ).fetchone()
@@ -196,13 +298,21 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
         else f"CAST(NULL AS {c.duckdb_type}) AS {c.name}"
         for c in columns
     )
-    source_name = file.path.name.replace("'", "''")
     conn.execute(
-        f"CREATE TEMP TABLE {staged_name} AS SELECT {typed}, '{source_name}' AS _source_file "
-        f"FROM {staged_name}_text"
+        f"CREATE TEMP TABLE {staged_name} AS SELECT DISTINCT {typed}, "
+        f"{_sql_text(file.path.name)} AS _source_file FROM {staged_name}_text"
     )
     conn.execute(f"DROP TABLE {staged_name}_text")
-    return rows
+    _reject_conflicting_keys(conn, file, staged_name)
+    return rows - conn.execute(f"SELECT count(*) FROM {staged_name}").fetchone()[0]
+
+
+@dataclass(frozen=True)
+class LandingLoad:
+    """What a load did: rows per raw table, and exact duplicate rows dropped per file."""
+
+    rows: dict[str, int]
+    duplicate_rows: dict[str, int]
 
 
 def tables_without_files(files: Sequence[LandingFile]) -> list[str]:
@@ -210,11 +320,12 @@ def tables_without_files(files: Sequence[LandingFile]) -> list[str]:
     return [t for t in LANDING_TABLES if not any(f.table == t for f in files)]
 
 
-def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> dict[str, int]:
-    """Replace raw.<table> for every table from `files`; returns row counts per table.
+def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> LandingLoad:
+    """Replace raw.<table> for every table from `files`.
 
     All files are staged and checked first; the swap happens in one transaction. On any
-    LandingFileError nothing in the warehouse changes.
+    LandingFileError nothing in the warehouse changes. Rows repeated exactly within a file are
+    loaded once and counted; different rows for one key within a file reject the file.
     """
     empty = tables_without_files(files)
     if empty:
@@ -225,11 +336,14 @@ def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> dict[st
 
     with duckdb.connect(str(warehouse)) as conn:
         staged: dict[str, list[str]] = {}
+        duplicates: dict[str, int] = {}
         for table, table_files in by_table.items():
             staged[table] = []
             for index, file in enumerate(table_files):
                 name = f"staged_{table}_{index}"
-                _stage_file(conn, file, name)
+                dropped = _stage_file(conn, file, name)
+                if dropped:
+                    duplicates[file.path.name] = dropped
                 staged[table].append(name)
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -250,10 +364,11 @@ def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> dict[st
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return {
+        rows = {
             table: conn.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()[0]
             for table in LANDING_TABLES
         }
+        return LandingLoad(rows, duplicates)
 
 
 def quarantine(error: LandingFileError, landing_dir: Path) -> Path:

@@ -62,7 +62,7 @@ def test_digest_changes_when_a_file_changes(landing_dir):
 
 
 def test_loads_all_tables(landing_dir, tmp_path):
-    counts = load_landing(tmp_path / "w.duckdb", discover(landing_dir))
+    counts = load_landing(tmp_path / "w.duckdb", discover(landing_dir)).rows
     export = generate(400, 5)
     assert counts == {
         "ga4_sessions": export.sessions.num_rows,
@@ -131,3 +131,75 @@ def test_quarantine_moves_the_file_with_a_reason(landing_dir):
     reason = moved.with_name(moved.name + ".reason.txt").read_text()
     assert "crm_contacts_bad.csv" in reason and "created_at" in reason
     assert "crm_contacts_bad.csv" not in {f.path.name for f in discover(landing_dir)}
+
+
+def _rejected(landing_dir, warehouse, name, write):
+    """Load once (good data), add a bad file, and return the LandingFileError it raises, after
+    checking that the raw tables did not change."""
+    load_landing(warehouse, discover(landing_dir))
+    before = {t: _raw(warehouse, t) for t in ("ga4_sessions", "crm_contacts", "crm_deals")}
+    bad = landing_dir / name
+    write(bad)
+    with pytest.raises(LandingFileError) as caught:
+        load_landing(warehouse, discover(landing_dir))
+    assert caught.value.path == bad
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(_raw(warehouse, table), frame)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "is empty (0 bytes)"),
+        (
+            "deal_id,contact_id,stage\n1,1,open\n2,1",
+            "line 3 has 2 field(s) but the header has 3",
+        ),
+        (
+            "deal_id,contact_id,stage,amount\n1,1,open,2.0\n2,1,closed_won,5.0,7\n",
+            "line 3 has 5 field(s) but the header has 4",
+        ),
+        ("deal_id,contact_id,stage\n1.5,1,open\n", "column deal_id: 1 value(s) not a whole number"),
+    ],
+)
+def test_empty_truncated_and_fractional_csv_files_get_a_precise_reason(
+    landing_dir, tmp_path, content, expected
+):
+    error = _rejected(
+        landing_dir, tmp_path / "w.duckdb", "crm_deals_bad.csv", lambda p: p.write_text(content)
+    )
+    assert expected in error.problem
+    assert "missing required column" not in error.problem
+
+
+def test_a_fractional_id_in_parquet_is_rejected_not_rounded(landing_dir, tmp_path):
+    deals = pd.DataFrame(
+        {"deal_id": [7.0, 8.5], "contact_id": [1, 1], "stage": ["open", "closed_won"]}
+    )
+    error = _rejected(
+        landing_dir,
+        tmp_path / "w.duckdb",
+        "crm_deals_floats.parquet",
+        lambda p: deals.to_parquet(p, index=False),
+    )
+    assert "column deal_id: 1 value(s) not a whole number" in error.problem
+
+
+def test_conflicting_rows_for_one_key_in_one_file_reject_the_file(landing_dir, tmp_path):
+    content = "deal_id,contact_id,stage\n5,1,open\n5,1,closed_won\n6,1,open\n6,2,open\n7,1,open\n"
+    error = _rejected(
+        landing_dir, tmp_path / "w.duckdb", "crm_deals_dupes.csv", lambda p: p.write_text(content)
+    )
+    assert "2 key(s) appear more than once with different values" in error.problem
+    assert "deal_id=5" in error.problem and "deal_id=6" in error.problem
+
+
+def test_exact_duplicate_rows_in_one_file_are_loaded_once_and_counted(landing_dir, tmp_path):
+    deals = landing_dir / "crm_deals.csv"
+    header, first, *_ = deals.read_text().splitlines()
+    deals.write_text(deals.read_text() + f"{first}\n{first}\n")
+    loaded = load_landing(tmp_path / "w.duckdb", discover(landing_dir))
+    raw = _raw(tmp_path / "w.duckdb", "crm_deals")
+    assert raw["deal_id"].is_unique
+    assert loaded.duplicate_rows == {"crm_deals.csv": 2}

@@ -90,7 +90,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
     files = landing.discover(settings.landing_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        counts = landing.load_landing(settings.warehouse_path, files)
+        loaded = landing.load_landing(settings.warehouse_path, files)
     except landing.LandingFileError as error:
         moved = landing.quarantine(error, settings.landing_dir)
         raise Failure(
@@ -103,14 +103,19 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
                 "quarantined_to": str(moved),
             },
         ) from None
+    for name, dropped in loaded.duplicate_rows.items():
+        context.log.warning(f"{name}: {dropped:,} exact duplicate row(s) loaded once")
     summary = landing.landing_summary(files)
     digest = landing.files_digest(files)
     for table, key in RAW_TABLE_KEYS.items():
         yield MaterializeResult(
             asset_key=key,
             metadata={
-                "dagster/row_count": counts[table],
+                "dagster/row_count": loaded.rows[table],
                 "source_files": MetadataValue.json(summary[table]),
+                "duplicate_rows_dropped": MetadataValue.json(
+                    {name: loaded.duplicate_rows.get(name, 0) for name in summary[table]}
+                ),
                 "table": f"{landing.RAW_SCHEMA}.{table}",
                 # What the landing sensor compares with: only a successful load records it.
                 LOADED_DIGEST_KEY: digest,
