@@ -32,10 +32,10 @@ install-dev: $(BIN)/python
 prepare:
 	$(BIN)/leadscore prepare
 
-# The Dagster instance's settings (run monitoring, ...), refreshed when deploy/dagster.yaml changes.
+# The Dagster instance's settings (run monitoring, the pipeline's concurrency pool), installed again
+# when deploy/dagster.yaml changes.
 $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
-	mkdir -p "$(DAGSTER_HOME)"
-	cp deploy/dagster.yaml "$@"
+	$(BIN)/leadscore instance
 
 ## materialize: landing files -> ... -> published model
 materialize: prepare $(DAGSTER_HOME)/dagster.yaml

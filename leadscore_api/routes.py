@@ -140,7 +140,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         """The served model's metadata: version, training provenance, features and metrics."""
         served = served_model()
         return {
-            **served.model.metadata,
+            **served.model.metadata.document(),
             "model_version": served.model.version,
             "serving_threshold": threshold,
             "file_sha256": served.model.file_sha256,

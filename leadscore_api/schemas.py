@@ -24,11 +24,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from leadscore_core.features import FALLBACK_CHANNEL, INPUT_FIELDS, InputField
+from leadscore_core.metadata import ModelMetadata
 
 MAX_CATEGORY_LENGTH = 100
-# An input that may never exceed another one; the mart guarantees it, so anything else is a bug
-# upstream that must not be silently scored.
-AT_MOST: dict[str, str] = {"engaged_sessions": "sessions"}
+# An input that may never exceed another one (features.py); the mart guarantees it, so anything
+# else is a bug upstream that must not be silently scored.
+AT_MOST: dict[str, str] = {f.name: f.at_most for f in INPUT_FIELDS if f.at_most is not None}
 
 Email = Annotated[str, Field(strict=True, max_length=320, description="Echoed in the response.")]
 
@@ -176,36 +177,11 @@ class BatchResponse(BaseModel):
     results: list[ScoreResult] = Field(description="One result per lead, in request order.")
 
 
-class ModelInfo(BaseModel):
-    """The served model's metadata as the pipeline wrote it, plus what the service adds.
+class ModelInfo(ModelMetadata):
+    """The served model's metadata (leadscore_core.metadata.ModelMetadata, as the pipeline wrote
+    it) plus what the service adds."""
 
-    Only what loading validated is typed strictly; the rest is passed through as written (and
-    may be absent), so an unexpected provenance value can never break this endpoint.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    model_version: str
-    trained_at: Any = Field(None, description="When the model was trained (ISO 8601).")
-    feature_set: Any = Field(None, description='Feature set name, e.g. "seed" or "full".')
-    features: list[dict[str, Any]] = Field(description="Model columns, in order.")
-    input_fields: Any = Field(None, description="Request fields the features are derived from.")
-    categories: dict[str, Any] = Field(description="Allowed values per categorical feature.")
-    threshold: Any = Field(None, description="Routing threshold chosen at training time.")
     serving_threshold: float = Field(description="Threshold this service labels `high` above.")
-    metrics: Any = Field(None, description="Evaluation metrics on the holdout.")
-    mlflow_run_id: Any = None
-    mlflow_experiment_id: Any = None
-    registered_model: Any = Field(None, description="MLflow registry entry: {name, version}.")
-    dagster_run_id: Any = None
-    training_data: Any = Field(None, description="{path, sha256, rows, positives}.")
-    code_version: Any = Field(None, description="{git_commit, dbt_models}.")
-    calibration: dict[str, Any] = Field(description="{method: none | isotonic | platt, ...}.")
-    demo: bool | None = Field(
-        None,
-        description="True for a model trained on the synthetic demo data (LEADSCORE_DEMO_MODE); "
-        "never true for a model trained only on your own exports.",
-    )
     file_sha256: str = Field(description="SHA-256 of the model file being served.")
     loaded_at: datetime = Field(description="When this service loaded the file.")
 

@@ -1,6 +1,8 @@
 """`leadscore`: small command-line tools around the pipeline.
 
 leadscore prepare                      parse the dbt project (dagster-dbt needs the manifest)
+leadscore instance                     install deploy/dagster.yaml into $DAGSTER_HOME
+leadscore dbt-vars                     the --vars the pipeline runs dbt with (to run dbt by hand)
 leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
                                        write synthetic exports into landing/
 leadscore synthetic-report --leads N   the generator's true conversion model, measured
@@ -11,24 +13,47 @@ leadscore compare-feature-sets         the seed's four features against the defa
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from leadscore_assets.settings import CALIBRATION_CHOICES
 
 console = Console()
 
 
 def _prepare(_: argparse.Namespace) -> None:
     from leadscore_assets.project import prepare_manifest
+    from leadscore_assets.settings import PipelineSettings
 
     with console.status("parsing the dbt project"):
-        path = prepare_manifest()
+        path = prepare_manifest(PipelineSettings())
     console.print(f"dbt manifest ready: {path}")
 
 
+def _instance(_: argparse.Namespace) -> None:
+    from leadscore_assets.instance import install
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise SystemExit("set DAGSTER_HOME to the Dagster instance's directory")
+    console.print(f"Dagster instance settings: {install(Path(home))}")
+
+
+def _dbt_vars(_: argparse.Namespace) -> None:
+    from leadscore_assets.project import dbt_vars
+    from leadscore_assets.settings import PipelineSettings
+
+    print(json.dumps(dbt_vars(PipelineSettings()), sort_keys=True))
+
+
 def _generate(args: argparse.Namespace) -> None:
-    from leadscore_assets.generator import generate, write_landing
+    from leadscore_assets.demo.files import write_landing
+    from leadscore_assets.demo.generator import generate
     from leadscore_assets.settings import PipelineSettings
 
     settings = PipelineSettings()
@@ -47,7 +72,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _synthetic_report(args: argparse.Namespace) -> None:
-    from leadscore_assets.synthetic_truth import measure
+    from leadscore_assets.demo.truth import measure
 
     with console.status(f"generating and measuring {args.leads:,} leads"):
         stats = measure(args.leads, args.seed)
@@ -62,10 +87,10 @@ def _synthetic_report(args: argparse.Namespace) -> None:
 def _compare_feature_sets(args: argparse.Namespace) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from leadscore_assets.evaluation import classification_metrics
+    from leadscore_assets.defs.training.evaluation import classification_metrics
+    from leadscore_assets.defs.training.training import read_features_csv, train
     from leadscore_assets.project import channel_groups
     from leadscore_assets.settings import PipelineSettings
-    from leadscore_assets.training import read_features_csv, train
     from leadscore_core.features import FEATURE_SETS, LABEL_COLUMN
 
     settings = PipelineSettings()
@@ -104,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("prepare", help="parse the dbt project into its manifest").set_defaults(
         handler=_prepare
     )
+    commands.add_parser(
+        "instance", help="install deploy/dagster.yaml into $DAGSTER_HOME, with the pipeline's pool"
+    ).set_defaults(handler=_instance)
+    commands.add_parser(
+        "dbt-vars", help="print the dbt vars the pipeline passes (JSON, for dbt --vars)"
+    ).set_defaults(handler=_dbt_vars)
     generate = commands.add_parser("generate", help="write synthetic exports into landing/")
     generate.add_argument("--leads", type=int, help="default: LEADSCORE_SYNTHETIC_LEADS")
     generate.add_argument("--seed", type=int, help="default: LEADSCORE_SYNTHETIC_SEED")
@@ -117,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     compare = commands.add_parser(
         "compare-feature-sets", help="seed vs default features on the current features CSV"
     )
-    compare.add_argument(
-        "--calibration", default="auto", choices=["auto", "isotonic", "platt", "none"]
-    )
+    compare.add_argument("--calibration", default="auto", choices=list(CALIBRATION_CHOICES))
     compare.set_defaults(handler=_compare_feature_sets)
     args = parser.parse_args(argv)
     args.handler(args)

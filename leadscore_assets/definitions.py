@@ -1,50 +1,25 @@
 """The one entry point, for `dagster dev -w workspace.yaml` and
-`dagster ... -m leadscore_assets.definitions`."""
+`dagster ... -m leadscore_assets.definitions`.
+
+The definitions live in `defs/`, one folder per domain (ingestion, warehouse, training,
+promotion, publishing, automation), loaded by Dagster's `load_from_defs_folder`. What depends on
+the settings (the data directory, the schedule, the sensor) is built for the settings bound here,
+so tests build definitions on a temporary data directory.
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
-from dagster_dbt import DbtCliResource
-from dagster_duckdb import DuckDBResource
+from pathlib import Path
 
-from leadscore_assets.assets.ingestion import landing_files, raw_landing_tables
-from leadscore_assets.assets.ml import (
-    lead_scoring_features_csv,
-    lead_scoring_model,
-    promotion_gate,
-    published_model,
-)
-from leadscore_assets.assets.warehouse import leadscore_dbt_models
-from leadscore_assets.automation import landing_sensor, retrain_job, retrain_schedule
-from leadscore_assets.project import dbt_project
-from leadscore_assets.settings import PipelineSettings
+from dagster import Definitions, load_from_defs_folder
+
+from leadscore_assets.settings import PipelineSettings, bound
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
     """Definitions bound to one data directory (tests build their own on a temp dir)."""
-    settings = settings or PipelineSettings()
-    return Definitions(
-        assets=[
-            landing_files,
-            raw_landing_tables,
-            leadscore_dbt_models,
-            lead_scoring_features_csv,
-            lead_scoring_model,
-            published_model,
-        ],
-        asset_checks=[promotion_gate],
-        jobs=[retrain_job],
-        schedules=[retrain_schedule(settings)],
-        sensors=[landing_sensor(settings)],
-        resources={
-            "settings": settings,
-            "dbt": DbtCliResource(project_dir=dbt_project),
-            "duckdb": DuckDBResource(database=str(settings.warehouse_path)),
-        },
-        # Steps share one process: on a small machine, a subprocess per step (the default)
-        # costs more start-up time than the steps themselves.
-        executor=in_process_executor,
-    )
+    with bound(settings or PipelineSettings()):
+        return load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
 defs = build_definitions()

@@ -1,34 +1,66 @@
-"""The dbt project, as dagster-dbt sees it.
+"""The dbt project, as dagster-dbt sees it, and the vars it is always run with.
 
-dagster-dbt builds assets from the manifest at import time. `prepare_if_dev()` only parses under
-`dagster dev`; the CLI, tests and CI call `prepare_manifest()` (or `leadscore prepare`) first.
+dagster-dbt builds assets from the manifest at import time. `leadscore prepare` (the CLI, the
+Makefile, the tests) writes it to dbt_project/target/ before anything imports the definitions; that
+is the only thing written into the checkout. Every `dbt build` writes its artifacts and logs under
+the data directory (`$LEADSCORE_DATA_DIR/dbt/<run>/`).
 """
 
 from __future__ import annotations
 
 import csv
-import os
+import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
+
+from leadscore_assets.defs.ingestion.schema import DEAL_STAGES
+from leadscore_assets.settings import PipelineSettings
+from leadscore_core.features import ENGAGED_SESSION_SECONDS, FALLBACK_CHANNEL, INPUT_FIELDS
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 CHANNEL_GROUPS_SEED = DBT_PROJECT_DIR / "seeds" / "channel_groups.csv"
-
-# dbt is installed beside this interpreter; make it findable when the venv is not activated
-# (dagster-dbt looks the `dbt` executable up on PATH).
-_INTERPRETER_BIN = str(Path(sys.executable).parent)
-if _INTERPRETER_BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = os.pathsep.join([_INTERPRETER_BIN, os.environ.get("PATH", "")])
+# dbt as installed beside this interpreter, whether or not its directory is on PATH.
+DBT_EXECUTABLE = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
 
 
-def prepare_manifest() -> Path:
+def dbt_vars(settings: PipelineSettings) -> dict[str, Any]:
+    """The constants the dbt project reads with `var()`, rendered from their Python definitions
+    (features.py, the landing schema), plus where the warehouse is (profiles.yml)."""
+    return {
+        "warehouse_path": str(settings.warehouse_path),
+        "engaged_session_seconds": ENGAGED_SESSION_SECONDS,
+        "fallback_channel": FALLBACK_CHANNEL,
+        "deal_stage_won": DEAL_STAGES.won,
+        "deal_stage_lost": DEAL_STAGES.lost,
+        "deal_stage_open": DEAL_STAGES.open,
+        "deal_stages": list(DEAL_STAGES.all()),
+        "input_field_bounds": {
+            field.name: {"max": field.max_value, "at_most": field.at_most}
+            for field in INPUT_FIELDS
+            if field.max_value is not None
+        },
+    }
+
+
+def dbt_vars_argument(settings: PipelineSettings) -> list[str]:
+    return ["--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
+
+
+def dbt_cli() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+
+
+def prepare_manifest(settings: PipelineSettings) -> Path:
     """Parse the dbt project into target/manifest.json (no warehouse connection needed)."""
-    dbt_project.preparer.prepare(dbt_project)
+    dbt_cli().cli(
+        ["parse", "--quiet", *dbt_vars_argument(settings)], target_path=dbt_project.target_path
+    ).wait()
     return dbt_project.manifest_path
 
 

@@ -20,10 +20,12 @@ def sha256_file(path: Path) -> str:
 
 
 def source_version(paths: Iterable[Path]) -> str:
-    """A short content hash of source files: the Dagster code version of the assets they define,
-    so the UI marks downstream assets stale when the code changes."""
+    """A short content hash of source files (a folder stands for its Python files): the Dagster
+    code version of the assets they define, so the UI marks downstream assets stale when the code
+    changes."""
+    files = {p for path in paths for p in (path.rglob("*.py") if path.is_dir() else [path])}
     digest = hashlib.sha256()
-    for path in sorted(paths):
+    for path in sorted(files):
         digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

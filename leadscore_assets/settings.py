@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from leadscore_core.calibration import CALIBRATION_METHODS
 from leadscore_core.features import DEFAULT_FEATURE_SET
 from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD, DataDirSettings
 
@@ -15,9 +19,13 @@ EXPERIMENT_NAME = "Lead Scoring Optimization"
 REGISTERED_MODEL_NAME = "lead_scoring"
 CHALLENGER_ALIAS = "challenger"
 CHAMPION_ALIAS = "champion"
+# Every step of the chain runs in this Dagster concurrency pool; the instance settings
+# (deploy/dagster.yaml) give it one slot, per run, so overlapping runs queue.
+PIPELINE_POOL = "leadscore_pipeline"
 
 SplitKind = Literal["random", "time"]
-CalibrationChoice = Literal["auto", "isotonic", "platt", "none"]
+CALIBRATION_CHOICES = ("auto", *CALIBRATION_METHODS)
+CalibrationChoice = Literal[CALIBRATION_CHOICES]  # type: ignore[valid-type]
 
 
 class PipelineSettings(DataDirSettings):
@@ -88,3 +96,21 @@ class PipelineSettings(DataDirSettings):
     @property
     def artifact_location(self) -> str:
         return (self.mlflow_dir / "artifacts").as_uri()
+
+
+_bound: ContextVar[PipelineSettings | None] = ContextVar("leadscore_settings", default=None)
+
+
+@contextmanager
+def bound(settings: PipelineSettings) -> Iterator[PipelineSettings]:
+    """Build definitions for `settings` (a data directory, a schedule, ...) inside this block."""
+    token = _bound.set(settings)
+    try:
+        yield settings
+    finally:
+        _bound.reset(token)
+
+
+def current() -> PipelineSettings:
+    """The settings definitions are being built for: those `bound` to, else the environment's."""
+    return _bound.get() or PipelineSettings()

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from pydantic import ValidationError
 
+from leadscore_core.calibration import CALIBRATION_METHODS, log_odds
 from leadscore_core.features import (
     FALLBACK_CHANNEL,
     INPUT_FIELDS,
@@ -31,10 +33,9 @@ from leadscore_core.features import (
     features_for,
     xgboost_feature_type,
 )
+from leadscore_core.metadata import SCHEMA_VERSION, ModelMetadata
 
 METADATA_ATTRIBUTE = "leadscore_metadata"
-METADATA_SCHEMA_VERSION = 1
-CALIBRATION_METHODS = ("none", "isotonic", "platt")
 
 
 class ModelFileError(ValueError):
@@ -134,9 +135,9 @@ def apply_calibration(probabilities: np.ndarray, calibration: Mapping[str, Any])
     if method == "isotonic":
         return np.interp(probabilities, calibration["x"], calibration["y"])
     if method == "platt":
-        p = np.clip(probabilities.astype(np.float64), 1e-12, 1 - 1e-12)
-        log_odds = np.log(p) - np.log1p(-p)
-        return 1.0 / (1.0 + np.exp(-(calibration["a"] * log_odds + calibration["b"])))
+        return 1.0 / (
+            1.0 + np.exp(-(calibration["a"] * log_odds(probabilities) + calibration["b"]))
+        )
     raise ModelFileError(f"unknown calibration method {method!r}")
 
 
@@ -170,7 +171,7 @@ class LoadedModel:
     """A validated, ready-to-score model. Immutable: swapping models swaps the whole object."""
 
     booster: xgb.Booster
-    metadata: Mapping[str, Any]
+    metadata: ModelMetadata
     features: tuple[Feature, ...]
     categories: Mapping[str, tuple[str, ...]]
     file_sha256: str
@@ -181,7 +182,7 @@ class LoadedModel:
 
     @property
     def version(self) -> str:
-        return str(self.metadata["model_version"])
+        return self.metadata.model_version
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -234,40 +235,44 @@ def build_metadata(
     categories: Mapping[str, Sequence[str]],
     calibration: Mapping[str, Any],
     threshold: float,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The metadata every published model carries; `extra` adds provenance and metrics."""
+    **provenance: Any,
+) -> ModelMetadata:
+    """The metadata every published model carries; `provenance` adds the other ModelMetadata
+    fields (metrics, runs, training data, ...)."""
     features = features_for(feature_names)
-    return {
-        "schema_version": METADATA_SCHEMA_VERSION,
-        "model_version": model_version,
-        "features": [
+    return ModelMetadata(
+        schema_version=SCHEMA_VERSION,
+        model_version=model_version,
+        features=[
             {"name": f.name, "kind": f.kind, "xgboost_type": xgboost_feature_type(f)}
             for f in features
         ],
-        "input_fields": [
+        input_fields=[
             {"name": field.name, "kind": field.kind, "required": field.required}
             for field in INPUT_FIELDS
             if any(field.name in f.inputs for f in features)
         ],
-        "categories": {k: list(v) for k, v in categories.items()},
-        "calibration": dict(calibration),
-        "threshold": threshold,
-        **extra,
-    }
+        categories={k: list(v) for k, v in categories.items()},
+        calibration=dict(calibration),
+        threshold=threshold,
+        **provenance,
+    )
 
 
-def _validated(booster: xgb.Booster, metadata: Mapping[str, Any], file_sha256: str) -> LoadedModel:
-    if metadata.get("schema_version") != METADATA_SCHEMA_VERSION:
-        raise ModelFileError(
-            f"metadata schema_version {metadata.get('schema_version')!r} is not "
-            f"{METADATA_SCHEMA_VERSION}"
-        )
-    for key in ("model_version", "features", "categories", "calibration"):
-        if key not in metadata:
-            raise ModelFileError(f"metadata lacks {key!r}")
+def _parsed(document: Any) -> ModelMetadata:
+    if not isinstance(document, dict):
+        raise ModelFileError(f"{METADATA_ATTRIBUTE!r} must be a JSON object")
     try:
-        features = features_for([f["name"] for f in metadata["features"]])
+        return ModelMetadata.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ModelFileError(f"invalid metadata: {where}: {error['msg']}") from None
+
+
+def _validated(booster: xgb.Booster, metadata: ModelMetadata, file_sha256: str) -> LoadedModel:
+    try:
+        features = features_for([f["name"] for f in metadata.features])
     except KeyError as exc:
         raise ModelFileError(f"feature-incompatible model: {exc.args[0]}") from None
     names = [f.name for f in features]
@@ -278,14 +283,14 @@ def _validated(booster: xgb.Booster, metadata: Mapping[str, Any], file_sha256: s
     categories: dict[str, tuple[str, ...]] = {}
     for feature in features:
         if feature.kind == "categorical":
-            values = metadata["categories"].get(feature.name)
+            values = metadata.categories.get(feature.name)
             if not values or FALLBACK_CHANNEL not in values:
                 raise ModelFileError(
                     f"categorical feature {feature.name!r} needs its categories, "
                     f"including {FALLBACK_CHANNEL!r}"
                 )
             categories[feature.name] = tuple(values)
-    _validate_calibration(metadata["calibration"])
+    _validate_calibration(metadata.calibration)
     model = LoadedModel(booster, metadata, features, categories, file_sha256)
     probe = model.predict_proba(_probe_row(features, categories))
     if not np.all(np.isfinite(probe)) or not np.all((probe >= 0) & (probe <= 1)):
@@ -312,23 +317,22 @@ def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
     if METADATA_ATTRIBUTE not in attributes:
         raise ModelFileError(f"no {METADATA_ATTRIBUTE!r} attribute: not a leadscore model")
     try:
-        metadata = json.loads(attributes[METADATA_ATTRIBUTE])
+        document = json.loads(attributes[METADATA_ATTRIBUTE])
         booster = xgb.Booster(params={"nthread": nthread}, model_file=bytearray(raw))
     except (json.JSONDecodeError, xgb.core.XGBoostError) as exc:
         raise ModelFileError(f"unreadable model: {exc}") from None
-    if not isinstance(metadata, dict):
-        raise ModelFileError(f"{METADATA_ATTRIBUTE!r} must be a JSON object")
-    return _validated(booster, metadata, hashlib.sha256(raw).hexdigest())
+    return _validated(booster, _parsed(document), hashlib.sha256(raw).hexdigest())
 
 
 def load_model(path: str | os.PathLike[str], nthread: int = 1) -> LoadedModel:
     return load_model_bytes(Path(path).read_bytes(), nthread=nthread)
 
 
-def model_bytes(booster: xgb.Booster, metadata: Mapping[str, Any]) -> bytes:
+def model_bytes(booster: xgb.Booster, metadata: ModelMetadata | Mapping[str, Any]) -> bytes:
     """Serialise booster + metadata; the result is validated before anyone can publish it."""
+    parsed = metadata if isinstance(metadata, ModelMetadata) else _parsed(dict(metadata))
     copy = booster.copy()
-    copy.set_attr(**{METADATA_ATTRIBUTE: json.dumps(metadata, sort_keys=True)})
+    copy.set_attr(**{METADATA_ATTRIBUTE: json.dumps(parsed.document(), sort_keys=True)})
     raw = bytes(copy.save_raw(raw_format="json"))
     load_model_bytes(raw)
     return raw

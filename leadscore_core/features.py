@@ -20,6 +20,10 @@ import numpy as np
 # mart (dbt) and in the API: it is what GA4 itself calls traffic that matches no channel rule.
 FALLBACK_CHANNEL = "Unassigned"
 
+# GA4 counts a session as engaged when it lasts longer than this many seconds (among other rules).
+# The dbt mart (through its vars), the demo generator and the field description below use it.
+ENGAGED_SESSION_SECONDS = 10
+
 ID_COLUMNS: tuple[str, ...] = ("contact_id", "email")
 LABEL_COLUMN = "is_won"
 # When the lead entered the CRM; the time-based holdout orders leads by it.
@@ -34,7 +38,11 @@ class InputField:
     kind: Literal["count", "bool", "category", "seconds", "days"]
     required: bool
     description: str
+    # Bounds of a numeric field (from 0): the API rejects values outside them and the mart's
+    # tests fail on them, so training never holds a value the API would refuse.
     max_value: float | None = None
+    # Another input field this one may never exceed (engaged sessions <= sessions).
+    at_most: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,10 @@ INPUT_FIELDS: tuple[InputField, ...] = (
         "engaged_sessions",
         "count",
         True,
-        "Sessions with more than 10 seconds of engagement; never more than `sessions`.",
+        f"Sessions with more than {ENGAGED_SESSION_SECONDS} seconds of engagement; never more "
+        "than `sessions`.",
         100_000,
+        at_most="sessions",
     ),
     InputField("page_views", "count", True, "Page views over those sessions.", 10_000_000),
     InputField(

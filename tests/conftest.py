@@ -12,9 +12,10 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     try:
         from leadscore_assets.project import prepare_manifest
+        from leadscore_assets.settings import PipelineSettings
     except ImportError:  # the API-only install has no pipeline extras
         return
-    prepare_manifest()
+    prepare_manifest(PipelineSettings())
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import yaml
 from dagster import DagsterInstance, ExecuteInProcessResult
 
 from leadscore_assets.definitions import build_definitions
+from leadscore_assets.instance import INSTANCE_SETTINGS, install
 from leadscore_assets.settings import PipelineSettings
 
 SMALL_DATASET_LEADS = 6_000
-INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 @dataclass
@@ -68,12 +68,9 @@ def training_run_config(**fields: Any) -> dict[str, Any]:
 
 
 def install_instance_config(dagster_home: Path, **overrides: dict[str, Any]) -> Path:
-    """The shipped deploy/dagster.yaml in `dagster_home`, as `make ui` installs it; `overrides`
-    replace keys of its top-level sections (e.g. run_monitoring={"max_runtime_seconds": 1})."""
-    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    """The shipped deploy/dagster.yaml in `dagster_home`, installed as `make ui` installs it;
+    `overrides` replace keys of its top-level sections, e.g. run_monitoring={...}."""
+    config = yaml.safe_load(INSTANCE_SETTINGS.read_text())
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values}
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    target = dagster_home / "dagster.yaml"
-    target.write_text(yaml.safe_dump(config))
-    return target
+    return install(dagster_home, yaml.safe_dump(config))

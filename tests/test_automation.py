@@ -15,8 +15,9 @@ from dagster import (
 )
 
 from leadscore_assets.definitions import build_definitions
-from leadscore_assets.generator import generate, write_landing
-from leadscore_assets.landing import discover, files_digest
+from leadscore_assets.defs.ingestion.folder import discover, files_digest
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import generate
 from leadscore_assets.settings import PipelineSettings
 
 

@@ -11,7 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
-from leadscore_assets.calibration import (
+from leadscore_assets.defs.training.calibration import (
     PLATT_INVERSE_REGULARISATION,
     expected_calibration_error,
     fit_calibration,

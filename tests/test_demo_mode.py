@@ -8,7 +8,8 @@ from pipeline_runner import new_pipeline
 
 from leadscore_api.main import create_app
 from leadscore_api.settings import ApiSettings
-from leadscore_assets.generator import generate, write_landing
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import generate
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from leadscore_assets.evaluation import (
+from leadscore_assets.defs.training.evaluation import (
     SALES_TIERS,
     ScoreTier,
     classification_metrics,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadscore_assets.gate import HeadToHead, decide_promotion
+from leadscore_assets.defs.promotion.gate import HeadToHead, decide_promotion
 
 FLOOR, DROP = 0.70, 0.005
 

@@ -8,10 +8,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from leadscore_assets.generator import CHANNEL_MODEL, LANDING_TABLES, generate, write_landing
-from leadscore_assets.landing import LANDING_SCHEMA
+from leadscore_assets.defs.ingestion.schema import LANDING_SCHEMA, LANDING_TABLES
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import CHANNEL_MODEL, generate
+from leadscore_assets.demo.truth import measure
 from leadscore_assets.project import channel_groups
-from leadscore_assets.synthetic_truth import measure
 
 
 def test_same_seed_same_data_different_seed_different_data():

@@ -9,16 +9,17 @@ import duckdb
 import pandas as pd
 import pytest
 
-from leadscore_assets.generator import generate, write_landing
-from leadscore_assets.landing import (
+from leadscore_assets.defs.ingestion.folder import (
     LandingFileError,
     discover,
     files_digest,
-    load_landing,
     quarantine,
     table_for,
     unrecognised,
 )
+from leadscore_assets.defs.ingestion.loader import load_landing
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import generate
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from integration.processes import start_scoring_api, wait_until
 from mlflow import MlflowClient
 from pipeline_runner import new_pipeline, training_run_config
 
-from leadscore_assets.generator import generate, write_landing
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import generate
 from leadscore_assets.settings import REGISTERED_MODEL_NAME
 
 pytestmark = pytest.mark.slow

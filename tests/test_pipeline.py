@@ -16,9 +16,10 @@ import xgboost as xgb
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from leadscore_assets.assets.ml import CANDIDATE_HOLDOUT, MART_TABLE
+from leadscore_assets.defs.training.candidate import HOLDOUT_FILE as CANDIDATE_HOLDOUT
+from leadscore_assets.defs.training.training import input_columns
+from leadscore_assets.defs.warehouse.assets import MART_TABLE
 from leadscore_assets.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME
-from leadscore_assets.training import input_columns
 from leadscore_core.artifact import METADATA_ATTRIBUTE, apply_calibration, load_model
 from leadscore_core.features import CSV_COLUMNS
 

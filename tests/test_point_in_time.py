@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore_assets.assets.ml import MART_TABLE
-from leadscore_assets.generator import generate
+from leadscore_assets.defs.warehouse.assets import MART_TABLE
+from leadscore_assets.demo.generator import generate
 from leadscore_core.features import INPUT_FIELDS
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from leadscore_assets.calibration import fit_calibration
-from leadscore_assets.evaluation import classification_metrics, conversion_by_tier
-from leadscore_assets.report import figures_markdown, model_card, plot_report
+from leadscore_assets.defs.training.calibration import fit_calibration
+from leadscore_assets.defs.training.evaluation import classification_metrics, conversion_by_tier
+from leadscore_assets.defs.training.model_card import model_card
+from leadscore_assets.defs.training.plots import figures_markdown, plot_report
 from leadscore_core.artifact import apply_calibration
+from leadscore_core.metadata import ModelMetadata
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -115,20 +117,24 @@ def evaluation(scored_leads):
     return classification_metrics(outcomes, calibrated), conversion_by_tier(outcomes, calibrated)
 
 
-FULL_METADATA = {
-    "model_version": "lead_scoring/7",
-    "trained_at": "2026-03-01T12:00:00+00:00",
-    "feature_set": "full",
-    "features": [{"name": "sessions"}, {"name": "channel"}],
-    "threshold": 0.8,
-    "hyperparameters": {"max_depth": 5, "learning_rate": 0.1},
-    "mlflow_run_id": "0123abcd",
-    "dagster_run_id": "run-42",
-    "training_data_sha256": "f" * 64,
-    "training_rows": 74_400,
-    "data_source": "synthetic (project generator)",
-    "split": {"kind": "time", "test_fraction": 0.2},
-    "calibration": {
+FULL_METADATA = ModelMetadata(
+    model_version="lead_scoring/7",
+    trained_at="2026-03-01T12:00:00+00:00",
+    feature_set="full",
+    features=[
+        {"name": "sessions", "kind": "numeric", "xgboost_type": "float"},
+        {"name": "channel", "kind": "categorical", "xgboost_type": "c"},
+    ],
+    categories={"channel": ["Email", "Unassigned"]},
+    threshold=0.8,
+    hyperparameters={"max_depth": 5, "learning_rate": 0.1},
+    mlflow_run_id="0123abcd",
+    dagster_run_id="run-42",
+    training_data={"sha256": "f" * 64, "rows": 93_000, "fit_rows": 74_400},
+    data_source="synthetic demo data from the leadscore generator",
+    demo=True,
+    split="time",
+    calibration={
         "method": "platt",
         "a": 0.6,
         "b": -0.4,
@@ -139,8 +145,8 @@ FULL_METADATA = {
             "cv_brier": {"none": 0.1234, "platt": 0.0987, "isotonic": 0.0991},
         },
     },
-    "warnings": ["Only 850 leads: below the 1,000 leads a reliable model needs."],
-}
+    warnings=["Only 850 leads: below the 1,000 leads a reliable model needs."],
+)
 
 
 def test_model_card_has_the_sections_and_numbers(evaluation):

@@ -14,7 +14,8 @@ from integration.processes import ManagedProcess, wait_until
 from mlflow import MlflowClient
 from pipeline_runner import Pipeline, install_instance_config, new_pipeline
 
-from leadscore_assets.generator import generate, write_landing
+from leadscore_assets.demo.files import write_landing
+from leadscore_assets.demo.generator import generate
 from leadscore_assets.settings import EXPERIMENT_NAME, PipelineSettings
 from leadscore_assets.tracking import ENDED_BY_TAG
 

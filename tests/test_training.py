@@ -12,9 +12,9 @@ from pipeline_runner import new_pipeline, training_run_config
 
 from leadscore_api.main import create_app
 from leadscore_api.settings import ApiSettings
-from leadscore_assets.assets.ml import CANDIDATE_HOLDOUT
-from leadscore_assets.generator import generate
-from leadscore_assets.training import read_features_csv, split_indices, train
+from leadscore_assets.defs.training.candidate import HOLDOUT_FILE as CANDIDATE_HOLDOUT
+from leadscore_assets.defs.training.training import read_features_csv, split_indices, train
+from leadscore_assets.demo.generator import generate
 from leadscore_core.features import INPUT_FIELDS, LEAD_TIMESTAMP_COLUMN
 
 

@@ -20,11 +20,11 @@ deals as (
 outcomes as (
     select
         contact_id,
-        bool_or(stage = 'closed_won') as has_won_deal,
-        bool_or(stage = 'open') as has_open_deal,
-        bool_or(stage = 'closed_lost') as has_lost_deal,
-        min(closed_at) filter (where stage = 'closed_won') as first_won_at,
-        max(closed_at) filter (where stage = 'closed_lost') as last_lost_at
+        bool_or(stage = '{{ var("deal_stage_won") }}') as has_won_deal,
+        bool_or(stage = '{{ var("deal_stage_open") }}') as has_open_deal,
+        bool_or(stage = '{{ var("deal_stage_lost") }}') as has_lost_deal,
+        min(closed_at) filter (where stage = '{{ var("deal_stage_won") }}') as first_won_at,
+        max(closed_at) filter (where stage = '{{ var("deal_stage_lost") }}') as last_lost_at
     from deals
     group by contact_id
 ),
@@ -71,7 +71,7 @@ counted_sessions as (
         sessions.session_started_at,
         sessions.engagement_seconds,
         sessions.page_views,
-        coalesce(known_channels.channel, 'Unassigned') as channel
+        coalesce(known_channels.channel, '{{ var("fallback_channel") }}') as channel
     from leads_as_of
     inner join {{ ref('stg_ga4_sessions') }} as sessions
         on sessions.visitor_id = leads_as_of.visitor_id
@@ -89,7 +89,9 @@ behaviour as (
         sum(page_views) as page_views,
         max(session_number) = 1 as is_first_visit,
         arg_min(channel, session_started_at) as channel,
-        sum(engagement_seconds) as total_engagement_seconds,
+        -- Summed exactly (as a decimal), so the total does not depend on the order DuckDB's
+        -- threads add the sessions in: the same inputs give the same bytes downstream.
+        sum(cast(engagement_seconds as decimal(18, 6))) as total_engagement_seconds,
         date_diff('second', min(session_started_at), max(session_started_at)) / 86400.0
             as days_active_span,
         count(distinct channel) as distinct_channels
@@ -104,7 +106,7 @@ select
     cast(coalesce(behaviour.sessions, 0) as integer) as sessions,
     cast(coalesce(behaviour.engaged_sessions, 0) as integer) as engaged_sessions,
     cast(coalesce(behaviour.page_views, 0) as integer) as page_views,
-    coalesce(behaviour.channel, 'Unassigned') as channel,
+    coalesce(behaviour.channel, '{{ var("fallback_channel") }}') as channel,
     coalesce(behaviour.is_first_visit, false) as is_first_visit,
     cast(coalesce(behaviour.total_engagement_seconds, 0) as double) as total_engagement_seconds,
     cast(coalesce(behaviour.days_active_span, 0) as double) as days_active_span,

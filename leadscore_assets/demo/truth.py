@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.metrics import roc_auc_score
 
-from leadscore_assets.generator import generate
+from leadscore_assets.demo.generator import generate
 from leadscore_core.features import FEATURE_SETS
 
 

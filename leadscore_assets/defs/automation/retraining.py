@@ -1,39 +1,30 @@
-"""Retraining without clicks: `retrain_job`, a daily schedule and a sensor on landing/."""
+"""Retraining without clicks: `retrain_job`, a daily schedule and a sensor on landing/.
 
+Why a schedule and a sensor, not declarative automation (an observable landing source with
+`AutomationCondition.eager()` downstream and `on_cron` for the daily retrain): quarantining a bad
+file changes the landing folder back, and `eager` treats that as new data, so a rejected file would
+cost a second run that retrains on unchanged data. The sensor compares with what was last loaded
+successfully instead, and says in its skip reasons why it did not start a run (docs/operations.md).
+"""
+
+import dagster as dg
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
     ScheduleDefinition,
-    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
     sensor,
 )
 
-from leadscore_assets import landing
-from leadscore_assets.assets.ingestion import LOADED_DIGEST_KEY, RAW_TABLE_KEYS
-from leadscore_assets.settings import PipelineSettings
+from leadscore_assets.defs.ingestion import folder as landing
+from leadscore_assets.defs.ingestion.assets import LOADED_DIGEST_KEY, RAW_TABLE_KEYS
+from leadscore_assets.settings import PipelineSettings, current
 
-retrain_job = define_asset_job(
-    "retrain_job",
-    selection=AssetSelection.all(),
-    description="The whole chain: landing files -> raw tables -> dbt mart -> CSV -> model -> "
-    "promotion gate -> published model.",
-)
-
-
-def retrain_schedule(settings: PipelineSettings) -> ScheduleDefinition:
-    return ScheduleDefinition(
-        name="daily_retrain",
-        job=retrain_job,
-        cron_schedule=settings.retrain_cron,
-        execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Retrain on the current landing data every day (LEADSCORE_RETRAIN_CRON).",
-    )
+RETRAIN_JOB = "retrain_job"
 
 
 def _last_loaded_digest(context: SensorEvaluationContext) -> str | None:
@@ -51,10 +42,10 @@ def _last_loaded_digest(context: SensorEvaluationContext) -> str | None:
     return digest.value if digest is not None else None
 
 
-def landing_sensor(settings: PipelineSettings) -> SensorDefinition:
+def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
     @sensor(
         name="new_landing_files",
-        job=retrain_job,
+        job_name=RETRAIN_JOB,
         minimum_interval_seconds=settings.sensor_min_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Retrain when files in landing/ are added or changed (name, size, mtime). "
@@ -79,3 +70,30 @@ def landing_sensor(settings: PipelineSettings) -> SensorDefinition:
         )
 
     return new_landing_files
+
+
+@dg.definitions
+def retraining() -> dg.Definitions:
+    settings = current()
+    return dg.Definitions(
+        jobs=[
+            define_asset_job(
+                RETRAIN_JOB,
+                selection=AssetSelection.all(),
+                description="The whole chain: landing files -> raw tables -> dbt mart -> CSV -> "
+                "model -> promotion gate -> published model.",
+            )
+        ],
+        schedules=[
+            ScheduleDefinition(
+                name="daily_retrain",
+                job_name=RETRAIN_JOB,
+                cron_schedule=settings.retrain_cron,
+                execution_timezone="UTC",
+                default_status=DefaultScheduleStatus.RUNNING,
+                description="Retrain on the current landing data every day "
+                "(LEADSCORE_RETRAIN_CRON).",
+            )
+        ],
+        sensors=[landing_sensor(settings)],
+    )

@@ -1,141 +1,41 @@
 """Landing files -> DuckDB schema `raw`, all or nothing.
 
-Users drop CSV or Parquet exports into `landing/` (docs/landing_schema.md). Every file is read
-and type-checked before anything is replaced; the raw tables are then swapped in one transaction,
-so a bad file leaves the previously loaded data exactly as it was. When several files hold the
-same key (a re-export), the newest file wins.
+Every file is read and type-checked before anything is replaced; the raw tables are then swapped
+in one transaction, so a bad file leaves the previously loaded data exactly as it was. When several
+files hold the same key (a re-export), the newest file wins.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from leadscore_assets.generator import LANDING_TABLES
+from leadscore_assets.defs.ingestion.folder import (
+    LandingFile,
+    LandingFileError,
+    tables_without_files,
+)
+from leadscore_assets.defs.ingestion.schema import (
+    DEAL_STAGES,
+    LANDING_SCHEMA,
+    LANDING_TABLES,
+    PRIMARY_KEYS,
+    RAW_SCHEMA,
+    Column,
+)
 
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    duckdb_type: str
-    required: bool = True
-    not_null: bool = False
-
-
-# The landing schema: table -> columns. Optional columns may be absent (loaded as NULL).
-LANDING_SCHEMA: dict[str, tuple[Column, ...]] = {
-    "ga4_sessions": (
-        Column("user_pseudo_id", "VARCHAR", not_null=True),
-        Column("ga_session_id", "BIGINT", not_null=True),
-        Column("ga_session_number", "INTEGER", not_null=True),
-        Column("session_start", "TIMESTAMPTZ", not_null=True),
-        Column("engagement_time_seconds", "DOUBLE"),
-        Column("page_views", "INTEGER"),
-        Column("session_default_channel_group", "VARCHAR"),
-        Column("device_category", "VARCHAR", required=False),
-        Column("country", "VARCHAR", required=False),
-    ),
-    "crm_contacts": (
-        Column("contact_id", "BIGINT", not_null=True),
-        Column("email", "VARCHAR"),
-        Column("visitor_id", "VARCHAR"),
-        Column("created_at", "TIMESTAMPTZ", not_null=True),
-    ),
-    "crm_deals": (
-        Column("deal_id", "BIGINT", not_null=True),
-        Column("contact_id", "BIGINT", not_null=True),
-        Column("stage", "VARCHAR", not_null=True),
-        Column("amount", "DOUBLE", required=False),
-        Column("closed_at", "TIMESTAMPTZ", required=False),
-    ),
-}
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "ga4_sessions": ("user_pseudo_id", "ga_session_id"),
-    "crm_contacts": ("contact_id",),
-    "crm_deals": ("deal_id",),
-}
-DEAL_STAGES = ("closed_won", "closed_lost", "open")
-DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-# Files still being written by an uploader or copy tool.
-PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", "~")
-RAW_SCHEMA = "raw"
 INTEGER_TYPES = ("BIGINT", "INTEGER")
 CSV_DELIMITERS = ",;\t|"
 CONFLICT_EXAMPLES = 3
 _RAGGED_ROW = re.compile(
     r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.DOTALL
 )
-QUARANTINE_DIR_NAME = "quarantine"
-
-
-class LandingFileError(ValueError):
-    """A landing file that cannot be loaded; `path` names it, `problem` says why."""
-
-    def __init__(self, path: Path, problem: str):
-        super().__init__(f"{path.name}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    path: Path
-    table: str
-    size: int
-    mtime_ns: int
-
-    @property
-    def fingerprint(self) -> str:
-        """Name, size and modification time: what the sensor and lineage compare."""
-        return f"{self.path.name}:{self.size}:{self.mtime_ns}"
-
-
-def is_partial(path: Path) -> bool:
-    return path.name.startswith(".") or path.name.endswith(PARTIAL_SUFFIXES)
-
-
-def table_for(path: Path) -> str | None:
-    """The raw table a file belongs to, by name prefix (`crm_deals_2026-11.csv` -> crm_deals)."""
-    if is_partial(path) or not path.name.endswith(DATA_SUFFIXES):
-        return None
-    return next((t for t in LANDING_TABLES if path.name.startswith(t)), None)
-
-
-def discover(landing_dir: Path) -> list[LandingFile]:
-    """Complete data files directly in `landing_dir`, oldest first (newest wins on duplicates)."""
-    if not landing_dir.is_dir():
-        return []
-    found = []
-    for path in landing_dir.iterdir():
-        table = table_for(path)
-        if path.is_file() and table:
-            stat = path.stat()
-            found.append(LandingFile(path, table, stat.st_size, stat.st_mtime_ns))
-    return sorted(found, key=lambda f: (f.mtime_ns, f.path.name))
-
-
-def unrecognised(landing_dir: Path) -> list[str]:
-    """Files that are neither data for a known table nor partial uploads: reported, not loaded."""
-    if not landing_dir.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in landing_dir.iterdir()
-        if p.is_file() and not is_partial(p) and table_for(p) is None
-    )
-
-
-def files_digest(files: Sequence[LandingFile]) -> str:
-    return hashlib.sha256("\n".join(f.fingerprint for f in files).encode()).hexdigest()
 
 
 def _csv_columns(path: Path) -> tuple[list[str], str]:
@@ -225,12 +125,12 @@ def _value_checks(
         if column.not_null:
             checks.append((column, f"count(*) FILTER (WHERE {source} IS NULL)", "empty"))
     if table == "crm_deals":
-        stages = ", ".join(_sql_text(s) for s in DEAL_STAGES)
+        stages = ", ".join(_sql_text(s) for s in DEAL_STAGES.all())
         checks.append(
             (
                 next(c for c in columns if c.name == "stage"),
                 f'count(*) FILTER (WHERE "{present["stage"]}" NOT IN ({stages}))',
-                f"not one of {', '.join(DEAL_STAGES)}",
+                f"not one of {', '.join(DEAL_STAGES.all())}",
             )
         )
     return checks
@@ -315,11 +215,6 @@ class LandingLoad:
     duplicate_rows: dict[str, int]
 
 
-def tables_without_files(files: Sequence[LandingFile]) -> list[str]:
-    """Tables no file provides: loading needs at least one file per table."""
-    return [t for t in LANDING_TABLES if not any(f.table == t for f in files)]
-
-
 def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> LandingLoad:
     """Replace raw.<table> for every table from `files`.
 
@@ -369,24 +264,3 @@ def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> Landing
             for table in LANDING_TABLES
         }
         return LandingLoad(rows, duplicates)
-
-
-def quarantine(error: LandingFileError, landing_dir: Path) -> Path:
-    """Move a bad file out of the way with a reason file beside it, so the next run (and the
-    sensor) does not trip over it again and a person can see what was wrong."""
-    target_dir = landing_dir / QUARANTINE_DIR_NAME
-    target_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = target_dir / f"{stamp}_{error.path.name}"
-    shutil.move(str(error.path), target)
-    target.with_name(target.name + ".reason.txt").write_text(
-        f"file: {error.path.name}\nquarantined_at: {stamp}\nproblem: {error.problem}\n"
-    )
-    return target
-
-
-def landing_summary(files: Sequence[LandingFile]) -> Mapping[str, list[str]]:
-    summary: dict[str, list[str]] = {t: [] for t in LANDING_TABLES}
-    for file in files:
-        summary[file.table].append(file.path.name)
-    return summary

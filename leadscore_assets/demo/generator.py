@@ -8,24 +8,19 @@ learn and a known ceiling. Everything is vectorised numpy/pyarrow: 1M leads in s
 
 from __future__ import annotations
 
-import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
-from leadscore_core.features import FALLBACK_CHANNEL
+from leadscore_assets.defs.ingestion.schema import DEAL_STAGES
+from leadscore_core.features import ENGAGED_SESSION_SECONDS, FALLBACK_CHANNEL
 
 WINDOW_START = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW_DAYS = 300
 DAY = 86_400
-ENGAGED_SECONDS = 10
 
 # channel group: (share of first touches, intent shift, conversion log-odds shift)
 CHANNEL_MODEL: dict[str, tuple[float, float, float]] = {
@@ -121,7 +116,7 @@ def _session_rows(
     bounced = rng.random(n) < 1 / (1 + np.exp(0.5 + 0.8 * z))
     engagement = np.where(
         bounced,
-        rng.uniform(0, ENGAGED_SECONDS, n),
+        rng.uniform(0, ENGAGED_SESSION_SECONDS, n),
         rng.lognormal(np.log(45) + 0.45 * z + 0.6 * reading_depth[owner], 0.9),
     )
     page_views = np.where(bounced, 1, 1 + rng.poisson(np.exp(0.7 + 0.3 * z)))
@@ -158,7 +153,7 @@ def generate(
 
     owner, position = _group_positions(pre_sessions)
     pre = _session_rows(rng, owner, position, intent, reading_depth, first_channel, first_seen, 4.0)
-    engaged = np.bincount(owner, pre["engagement"] > ENGAGED_SECONDS, n_leads)
+    engaged = np.bincount(owner, pre["engagement"] > ENGAGED_SESSION_SECONDS, n_leads)
     page_views = np.bincount(owner, pre["page_views"], n_leads)
     engagement_minutes = np.bincount(owner, pre["engagement"], n_leads) / 60
     last_seen = pre["start"][np.cumsum(pre_sessions) - 1]
@@ -179,10 +174,12 @@ def generate(
     # --- deals: every winner has a closed-won deal; others are lost, open or never had one
     fate = rng.random(n_leads)
     stage = np.where(
-        won, "closed_won", np.where(fate < 0.45, "closed_lost", np.where(fate < 0.55, "open", ""))
+        won,
+        DEAL_STAGES.won,
+        np.where(fate < 0.45, DEAL_STAGES.lost, np.where(fate < 0.55, DEAL_STAGES.open, "")),
     )
     has_deal = stage != ""
-    closed = (stage == "closed_won") | (stage == "closed_lost")
+    closed = (stage == DEAL_STAGES.won) | (stage == DEAL_STAGES.lost)
     closed_at = last_seen + 3_600 + rng.exponential(10 * DAY, n_leads)
 
     # --- activity after the outcome (customers onboarding): must never reach the features
@@ -190,7 +187,9 @@ def generate(
         won & (rng.random(n_leads) < 0.7),
         1 + rng.poisson(4, n_leads),
         np.where(
-            (stage == "closed_lost") & (rng.random(n_leads) < 0.15), 1 + rng.poisson(1, n_leads), 0
+            (stage == DEAL_STAGES.lost) & (rng.random(n_leads) < 0.15),
+            1 + rng.poisson(1, n_leads),
+            0,
         ),
     )
     post_owner, post_position = _group_positions(post_count)
@@ -318,79 +317,3 @@ def generate(
         }
     )
     return SyntheticExport(sessions, contacts, deals, truth)
-
-
-LANDING_TABLES = ("ga4_sessions", "crm_contacts", "crm_deals")
-
-
-def write_landing(export: SyntheticExport, landing_dir: Path, batch: str = "") -> list[Path]:
-    """Write the three exports as CSV files into `landing_dir`, each atomically (temp + rename)
-    so that a sensor watching the folder never sees half a file under its final name."""
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    suffix = f"_{batch}" if batch else ""
-    written = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for name, table in zip(
-            LANDING_TABLES, (export.sessions, export.contacts, export.deals), strict=True
-        ):
-            target = landing_dir / f"{name}{suffix}.csv"
-            partial = target.with_name(target.name + ".part")
-            _write_csv(pool, table, partial)
-            partial.replace(target)
-            written.append(target)
-    _record_generated(landing_dir, written)
-    return written
-
-
-# Rows per CSV chunk. Arrow formats one `write_csv` call on one thread (about 1 s per million
-# session rows); chunks of a file are formatted on all cores and written in order, byte for byte
-# the file one call would write.
-CSV_CHUNK_ROWS = 250_000
-
-
-def _csv_chunk(table: pa.Table, header: bool) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(include_header=header))
-    return sink.getvalue()
-
-
-def _write_csv(pool: ThreadPoolExecutor, table: pa.Table, path: Path) -> None:
-    starts = range(0, max(table.num_rows, 1), CSV_CHUNK_ROWS)
-    chunks = pool.map(
-        _csv_chunk, [table.slice(i, CSV_CHUNK_ROWS) for i in starts], [i == 0 for i in starts]
-    )
-    with path.open("wb") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-
-
-def seed_landing(n_leads: int, seed: int, landing_dir: Path) -> list[Path]:
-    """Generate `n_leads` leads and write them into `landing_dir` (see `write_landing`)."""
-    written = write_landing(generate(n_leads, seed), landing_dir)
-    # The tables are garbage now, but Arrow's allocator keeps their freed pages for reuse (about
-    # 0.45 GB per million leads), which the DuckDB load that follows in the same process cannot
-    # use: hand them back to the system once, here.
-    pa.default_memory_pool().release_unused()
-    return written
-
-
-GENERATED_MARKER = ".generated-by-leadscore.json"
-
-
-def _record_generated(landing_dir: Path, written: list[Path]) -> None:
-    """Remember which landing files are synthetic (a hidden file the loader never reads), so a
-    model card can say whether it was trained on demo data or on a user's exports."""
-    marker = landing_dir / GENERATED_MARKER
-    known = json.loads(marker.read_text()) if marker.exists() else {}
-    known.update({p.name: p.stat().st_size for p in written})
-    marker.write_text(json.dumps(known, indent=1, sort_keys=True))
-
-
-def synthetic_share(landing_dir: Path, names_and_sizes: dict[str, int]) -> float:
-    """Share of the given landing files (name -> size) written, unchanged, by the generator."""
-    marker = landing_dir / GENERATED_MARKER
-    known = json.loads(marker.read_text()) if marker.exists() else {}
-    if not names_and_sizes:
-        return 0.0
-    generated = sum(known.get(name) == size for name, size in names_and_sizes.items())
-    return generated / len(names_and_sizes)

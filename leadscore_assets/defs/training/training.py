@@ -18,7 +18,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
-from leadscore_assets.calibration import fit_calibration
+from leadscore_assets.defs.training.calibration import fit_calibration
 from leadscore_core.artifact import apply_calibration
 from leadscore_core.features import (
     CSV_COLUMNS,

@@ -1,4 +1,6 @@
-"""Ingestion: landing files (seeded with demo data when empty) -> DuckDB schema `raw`."""
+"""Ingestion: landing files (seeded with demo data in demo mode) -> DuckDB schema `raw`."""
+
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
@@ -13,19 +15,23 @@ from dagster import (
     multi_asset,
 )
 
-from leadscore_assets import generator, landing
-from leadscore_assets.provenance import REPO_ROOT, source_version
-from leadscore_assets.settings import PipelineSettings
+from leadscore_assets.defs.ingestion import folder as landing
+from leadscore_assets.defs.ingestion.loader import load_landing
+from leadscore_assets.defs.ingestion.schema import LANDING_TABLES, RAW_SCHEMA
+from leadscore_assets.demo.files import seed_landing
+from leadscore_assets.provenance import source_version
+from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
 
 GROUP = "ingestion"
-RAW_TABLE_KEYS = {table: AssetKey([landing.RAW_SCHEMA, table]) for table in landing.LANDING_TABLES}
+RAW_TABLE_KEYS = {table: AssetKey([RAW_SCHEMA, table]) for table in LANDING_TABLES}
+# Recorded on the raw tables by a successful load only: what the landing sensor compares with.
 LOADED_DIGEST_KEY = "files_digest"
 _CODE_VERSION = source_version(
-    [REPO_ROOT / "leadscore_assets" / "landing.py", REPO_ROOT / "leadscore_assets" / "generator.py"]
+    [Path(__file__).parent, Path(__file__).parents[2] / "demo" / "generator.py"]
 )
 
 
-@asset(group_name=GROUP, code_version=_CODE_VERSION)
+@asset(group_name=GROUP, code_version=_CODE_VERSION, pool=PIPELINE_POOL)
 def landing_files(
     context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]
 ) -> MaterializeResult:
@@ -43,7 +49,7 @@ def landing_files(
             f"landing/ is empty: generating {settings.synthetic_leads:,} synthetic leads "
             f"(seed {settings.synthetic_seed})"
         )
-        generator.seed_landing(settings.synthetic_leads, settings.synthetic_seed, landing_dir)
+        seed_landing(settings.synthetic_leads, settings.synthetic_seed, landing_dir)
         files = landing.discover(landing_dir)
         seeded = True
     if not files:
@@ -80,6 +86,7 @@ def landing_files(
         )
         for table, key in RAW_TABLE_KEYS.items()
     ],
+    pool=PIPELINE_POOL,
 )
 def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]):
     """Load every landing file into `raw.*` in one transaction.
@@ -90,7 +97,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
     files = landing.discover(settings.landing_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        loaded = landing.load_landing(settings.warehouse_path, files)
+        loaded = load_landing(settings.warehouse_path, files)
     except landing.LandingFileError as error:
         moved = landing.quarantine(error, settings.landing_dir)
         raise Failure(
@@ -116,8 +123,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
                 "duplicate_rows_dropped": MetadataValue.json(
                     {name: loaded.duplicate_rows.get(name, 0) for name in summary[table]}
                 ),
-                "table": f"{landing.RAW_SCHEMA}.{table}",
-                # What the landing sensor compares with: only a successful load records it.
+                "table": f"{RAW_SCHEMA}.{table}",
                 LOADED_DIGEST_KEY: digest,
             },
         )

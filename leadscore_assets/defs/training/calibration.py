@@ -22,25 +22,13 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from leadscore_assets.evaluation import outcomes_and_scores
+from leadscore_assets.defs.training.evaluation import outcomes_and_scores
+from leadscore_core.calibration import CALIBRATION_METHODS, log_odds
 
-# Simplest first: "auto" keeps the simplest method that is not clearly worse than the best.
-CALIBRATION_METHODS = ("none", "platt", "isotonic")
 # Platt scaling is meant unregularised: a penalty would pull the slope towards 0, i.e. every lead
 # towards the same score.
 PLATT_INVERSE_REGULARISATION = 1e6
 DEFAULT_CV_FOLDS = 5
-# The bounds `apply_calibration` clips probabilities to before taking log-odds.
-_LOG_ODDS_EPSILON = 1e-12
-
-
-def log_odds(probabilities: ArrayLike) -> np.ndarray:
-    """log(p / (1 - p)), clipped exactly as the scoring service clips, so that Platt scaling is
-    fitted on the same inputs it is served on."""
-    p = np.clip(
-        np.asarray(probabilities, dtype=np.float64), _LOG_ODDS_EPSILON, 1 - _LOG_ODDS_EPSILON
-    )
-    return np.log(p) - np.log1p(-p)
 
 
 def _isotonic_estimator() -> IsotonicRegression:

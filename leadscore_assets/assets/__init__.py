@@ -1,1 +1,0 @@
-"""Software-defined assets, grouped by domain: ingestion -> warehouse (dbt) -> ml."""

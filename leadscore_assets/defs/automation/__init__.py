@@ -1,0 +1,1 @@
+"""The retrain job, its daily schedule and the landing sensor."""

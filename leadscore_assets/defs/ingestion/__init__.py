@@ -1,0 +1,1 @@
+"""Landing files -> DuckDB schema `raw`: the landing schema, folder, loader and assets."""

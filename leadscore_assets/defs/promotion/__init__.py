@@ -1,0 +1,1 @@
+"""The promotion gate: whether a candidate may replace the champion."""

@@ -1,0 +1,1 @@
+"""Publishing the gated candidate as the served model."""

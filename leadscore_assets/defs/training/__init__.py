@@ -1,0 +1,1 @@
+"""Training, evaluating, reporting and registering a candidate model."""

@@ -1,0 +1,1 @@
+"""Synthetic demo data with a documented conversion model (docs/synthetic_data.md): opt-in only."""
