@@ -18,6 +18,21 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest(PipelineSettings())
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkout_files() -> dict[str, tuple[int, int]]:
+    """The dbt project's files and the checkout's top-level entries, with size and mtime: what a
+    pipeline run must leave as it found them (its output goes to the data directory)."""
+    files = {
+        str(p.relative_to(REPO_ROOT)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in (REPO_ROOT / "dbt_project").rglob("*")
+        if p.is_file()
+    }
+    top_level = {p.name: (0, 0) for p in REPO_ROOT.iterdir() if p.name != ".pytest_cache"}
+    return {**files, **top_level}
+
+
 @pytest.fixture(scope="session")
 def trained_pipeline(tmp_path_factory: pytest.TempPathFactory):
     """A full materialisation of `retrain_job` on a small generated dataset (shared, read-only)."""
@@ -25,7 +40,9 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory):
 
     pipeline = new_pipeline(tmp_path_factory.mktemp("pipeline-data"))
     pipeline.environment_before = dict(os.environ)
+    pipeline.checkout_before = checkout_files()
     result = pipeline.run()
+    pipeline.checkout_after = checkout_files()
     assert result.success, pipeline.failure_messages(result)
     pipeline.result = result
     yield pipeline

@@ -59,7 +59,9 @@ def new_pipeline(data_dir: Path, **overrides: Any) -> Pipeline:
         **overrides,
     )
     (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
-    instance = DagsterInstance.local_temp(str(data_dir / "dagster"))
+    instance = DagsterInstance.local_temp(
+        str(data_dir / "dagster"), overrides={"telemetry": {"enabled": False}}
+    )
     return Pipeline(settings, instance)
 
 

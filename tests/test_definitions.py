@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
-from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus
+from dagster import AssetCheckKey, AssetKey, DefaultScheduleStatus, DefaultSensorStatus
 
+from leadscore_api.schemas import AT_MOST
 from leadscore_assets.definitions import build_definitions, defs
-from leadscore_assets.project import DBT_PROJECT_DIR
-from leadscore_core.features import CSV_COLUMNS
+from leadscore_assets.project import DBT_PROJECT_DIR, dbt_vars
+from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
+from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,3 +138,100 @@ def test_dbt_source_tests_are_checks_on_the_raw_assets():
         name.startswith("relationships_stg_crm_deals_contact_id")
         for name in checks["staging/stg_crm_deals"]
     )
+
+
+def test_the_domains_under_defs_are_the_asset_groups():
+    graph = _graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"ingestion", "warehouse", "training", "publishing"}
+    assert graph.get(AssetKey("lead_scoring_model")).group_name == "training"
+    # The gate is the promotion domain's check on the model, not an asset of its own.
+    assert AssetCheckKey(AssetKey("lead_scoring_model"), "promotion_gate") in graph.asset_check_keys
+
+
+def test_what_users_consume_has_a_freshness_policy():
+    policy = _graph().get(AssetKey("published_model")).freshness_policy
+    assert policy is not None
+    assert policy.fail_window.to_timedelta() == timedelta(hours=26)
+
+
+def test_every_step_of_the_chain_is_in_the_pipeline_pool():
+    job = defs.get_repository_def().get_job("retrain_job")
+    pools = {node.definition.pool for node in job.graph.node_dict.values()}
+    assert pools == {PIPELINE_POOL}
+
+
+KIND_TO_SQL_TYPE = {
+    "count": "integer",
+    "bool": "boolean",
+    "category": "varchar",
+    "seconds": "double",
+    "days": "double",
+}
+
+
+def _mart_model() -> dict:
+    spec = yaml.safe_load(
+        (DBT_PROJECT_DIR / "models/marts/fct_lead_scoring_features.yml").read_text()
+    )
+    return spec["models"][0]
+
+
+def _data_tests(column: dict) -> list[str | dict]:
+    return column.get("data_tests", [])
+
+
+def test_the_mart_contract_follows_the_feature_spec():
+    """Columns, types, bounds and "at most" relations of the mart are those of features.py, and
+    the API's AT_MOST is derived from the same fields."""
+    model = _mart_model()
+    assert model["config"]["contract"]["enforced"] is True
+    columns = {column["name"]: column for column in model["columns"]}
+    for field in INPUT_FIELDS:
+        column = columns[field.name]
+        assert column["data_type"] == KIND_TO_SQL_TYPE[field.kind], field.name
+        tests = _data_tests(column)
+        assert ("within_input_bounds" in tests) == (field.max_value is not None), field.name
+        at_most = [
+            test["not_greater_than"]["arguments"]["other_column"]
+            for test in tests
+            if isinstance(test, dict) and "not_greater_than" in test
+        ]
+        assert at_most == ([field.at_most] if field.at_most else []), field.name
+    assert AT_MOST == {f.name: f.at_most for f in INPUT_FIELDS if f.at_most}
+
+
+def test_every_var_the_dbt_project_reads_comes_from_the_python_spec(tmp_path):
+    """A rule the SQL and YAML share with Python is passed in --vars (rendered from features.py
+    and the landing schema), never given a second value in dbt_project.yml."""
+    text = "\n".join(
+        path.read_text()
+        for path in DBT_PROJECT_DIR.rglob("*")
+        if path.suffix in (".sql", ".yml") and "target" not in path.parts
+    )
+    used = set(re.findall(r"""var\(\s*['"](\w+)['"]""", text))
+    passed = set(dbt_vars(PipelineSettings(data_dir=tmp_path)))
+    defaults = set(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"])
+    assert used - {"scoring_cutoff"} <= passed
+    assert defaults == {"scoring_cutoff"}, "a run option, not a rule shared with Python"
+    assert {"engaged_session_seconds", "fallback_channel", "deal_stages"} <= used
+
+
+def test_importing_the_definitions_changes_none_of_our_environment_variables(tmp_path):
+    """Not PATH (dbt is found beside the interpreter), not the data dir or the MLflow store."""
+    script = (
+        "import json, os; before = dict(os.environ); import leadscore_assets.definitions; "
+        "print(json.dumps(sorted(k for k in set(before) | set(os.environ) "
+        "if before.get(k) != os.environ.get(k) and (k in ('PATH', 'DAGSTER_HOME') "
+        "or k.startswith(('LEADSCORE_', 'MLFLOW_TRACKING', 'DBT_'))))))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LEADSCORE_DATA_DIR": str(tmp_path),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"

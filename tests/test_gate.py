@@ -49,3 +49,19 @@ def test_demo_data_is_promoted_only_in_demo_mode():
     assert "synthetic demo data" in refused.reason and "LEADSCORE_DEMO_MODE" in refused.reason
     assert _decide(0.95, demo_data=True, demo_mode=True).passed
     assert _decide(0.95, demo_data=False, demo_mode=False).passed
+
+
+def test_a_refusal_is_one_line_naming_the_metric_candidate_and_champion_values():
+    decision = decide_promotion(
+        challenger_auc=0.61,
+        head_to_head=HeadToHead(0.6123, 0.8712, 1_200, champion="the champion lead_scoring/3"),
+        min_auc=0.5,
+        max_auc_drop=DROP,
+        candidate="lead_scoring/4",
+    )
+    assert not decision.passed
+    assert decision.reason == (
+        "lead_scoring/4 not promoted: ROC AUC 0.6123 is worse than the champion lead_scoring/3's "
+        "0.8712 by more than 0.0050 on the same 1,200 holdout rows"
+    )
+    assert "\n" not in decision.reason

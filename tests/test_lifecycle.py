@@ -11,7 +11,7 @@ import duckdb
 import httpx
 import pandas as pd
 import pytest
-from dagster import RunRequest, SkipReason, build_sensor_context
+from dagster import AssetKey, RunRequest, SkipReason, build_sensor_context
 from integration.processes import start_scoring_api, wait_until
 from mlflow import MlflowClient
 from pipeline_runner import new_pipeline, training_run_config
@@ -28,6 +28,7 @@ def pipeline(tmp_path_factory):
     pipeline = new_pipeline(tmp_path_factory.mktemp("lifecycle"))
     first = pipeline.run()
     assert first.success, pipeline.failure_messages(first)
+    pipeline.first_features_csv = pipeline.settings.features_csv_path.read_bytes()
     yield pipeline
     pipeline.instance.dispose()
 
@@ -125,6 +126,30 @@ def test_worse_challenger_is_registered_but_not_promoted(pipeline):
     assert pipeline.settings.published_model_path.read_bytes() == published_before
     materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "lead_scoring_model" in materialised and "published_model" not in materialised
+
+
+def test_the_same_inputs_give_the_same_training_csv_bytes(pipeline):
+    """The landing data is what the first run loaded (the bad files went to quarantine), and the
+    last run rebuilt the mart and exported it again: the file's sha256 is a real data version."""
+    assert pipeline.settings.features_csv_path.read_bytes() == pipeline.first_features_csv
+
+
+def test_publishing_on_its_own_cannot_bypass_the_gate(pipeline):
+    """`published_model` alone loads the latest candidate (the refused lead_scoring/2) and
+    refuses it, quoting the gate."""
+    published_before = pipeline.settings.published_model_path.read_bytes()
+    job = pipeline.definitions.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        asset_selection=[AssetKey("published_model")],
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = pipeline.failure_messages(result)
+    assert f"{REGISTERED_MODEL_NAME}/2 is not published" in message
+    assert "not promoted: ROC AUC" in message
+    assert _champion_version(pipeline) == "1"
+    assert pipeline.settings.published_model_path.read_bytes() == published_before
 
 
 @pytest.fixture

@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+from dagster import MarkdownMetadataValue
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from leadscore_assets.defs.training.assets import launched_by
 from leadscore_assets.defs.training.candidate import HOLDOUT_FILE as CANDIDATE_HOLDOUT
 from leadscore_assets.defs.training.training import input_columns
 from leadscore_assets.defs.warehouse.assets import MART_TABLE
@@ -167,3 +169,38 @@ def test_source_tests_ran_as_checks_on_the_raw_assets(trained_pipeline):
     assert all(check.passed for check in on_raw.values())
     observations = [e for e in trained_pipeline.result.all_events if e.is_asset_observation]
     assert not observations, "every dbt test result is an asset check"
+
+
+def test_a_run_writes_nothing_into_the_checkout(trained_pipeline):
+    """dbt's artifacts and logs, MLflow's store and the models all go to the data directory."""
+    assert trained_pipeline.checkout_after == trained_pipeline.checkout_before
+
+
+def test_running_the_pipeline_leaves_the_data_dir_environment_as_it_was(trained_pipeline):
+    """The dbt subprocess gets the warehouse path in its vars; nothing is exported for it."""
+    for name in ("LEADSCORE_DATA_DIR", "PATH"):
+        assert os.environ.get(name) == trained_pipeline.environment_before.get(name)
+
+
+def test_the_mlflow_run_is_named_after_what_started_it(trained_pipeline):
+    _, run = _mlflow_run(trained_pipeline.settings)
+    assert run.info.run_name == "train full/random (retrain_job)"
+    assert launched_by("__ASSET_JOB", {}) == "materialize"
+    assert launched_by("retrain_job", {"dagster/sensor_name": "new_landing_files"}) == (
+        "new_landing_files"
+    )
+    assert launched_by("retrain_job", {"dagster/schedule_name": "daily_retrain"}) == (
+        "daily_retrain"
+    )
+
+
+def test_the_model_card_and_the_report_are_markdown_in_the_asset_metadata(trained_pipeline):
+    trained = next(
+        e
+        for e in trained_pipeline.result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "lead_scoring_model"
+    )
+    metadata = trained.materialization.metadata
+    assert isinstance(metadata["model_card"], MarkdownMetadataValue)
+    assert metadata["model_card"].value.startswith("# Model card: lead scoring model")
+    assert metadata["report"].value.count("data:image/png;base64,") == 5

@@ -14,7 +14,7 @@ import pytest
 from leadscore_assets.defs.training.calibration import fit_calibration
 from leadscore_assets.defs.training.evaluation import classification_metrics, conversion_by_tier
 from leadscore_assets.defs.training.model_card import model_card
-from leadscore_assets.defs.training.plots import figures_markdown, plot_report
+from leadscore_assets.defs.training.plots import figures_markdown, plot_report, report_figures
 from leadscore_core.artifact import apply_calibration
 from leadscore_core.metadata import ModelMetadata
 
@@ -195,3 +195,37 @@ def test_model_card_names_a_random_split():
     card = model_card({"split": "random"}, {"roc_auc": 0.8}, [])
     assert "Random split" in card
     assert "| ROC AUC | 0.8000 |" in card
+
+
+def test_no_title_or_label_is_cut_off_at_the_figure_edge(scored_leads):
+    """Every title, axis label and legend entry of every figure (the gains and lift figure's
+    titles among them) lies inside the image, with a long model description as the second title
+    line."""
+    figures = report_figures(
+        scored_leads["outcomes"],
+        scored_leads["calibrated"],
+        raw_scores=scored_leads["raw"],
+        feature_importance={"engaged_sessions": 40.0, "channel": 12.5, "sessions": 3.0},
+        title_suffix="lead_scoring/12, full features, time split",
+    )
+    for name, figure in figures.items():
+        renderer = figure.canvas.get_renderer()
+        figure.draw(renderer)
+        bounds = figure.bbox
+        texts = [figure._suptitle]
+        for axes in figure.axes:
+            texts += [axes.title, axes.xaxis.label, axes.yaxis.label]
+            legend = axes.get_legend()
+            texts += legend.get_texts() if legend is not None else []
+        for text in texts:
+            if text is None or not text.get_visible() or not text.get_text().strip():
+                continue
+            extent = text.get_window_extent(renderer)
+            inside = (
+                extent.x0 >= bounds.x0 - 1
+                and extent.x1 <= bounds.x1 + 1
+                and extent.y0 >= bounds.y0 - 1
+                and extent.y1 <= bounds.y1 + 1
+            )
+            assert inside, f"{name}: {text.get_text()!r} is cut off ({extent} outside {bounds})"
+    assert "Cumulative gains and lift" in figures["gains"].get_suptitle()

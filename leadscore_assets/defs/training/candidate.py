@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
-from dagster._core.errors import DagsterInvariantViolationError
 from pydantic import BaseModel, ConfigDict
 
 from leadscore_core.artifact import LoadedModel, load_model, write_atomically
@@ -112,13 +111,11 @@ class CandidateIOManager(ConfigurableIOManager):
         write_atomically(Path(self.candidates_dir) / "latest.json", record)
 
     def load_input(self, context: InputContext) -> Candidate:
-        path = Path(self.candidates_dir) / "latest.json"
-        upstream = context.upstream_output
-        try:
-            if upstream is not None:
-                path = self._runs_dir() / f"{upstream.run_id}.json"
-        except DagsterInvariantViolationError:  # not produced in this run (or its parent)
-            pass
+        """The candidate the upstream step of this run (or of the run it re-executes) stored; for
+        a step run on its own, whose upstream output has no stored run, the latest candidate."""
+        path = self._runs_dir() / f"{context.upstream_output.run_id}.json"
+        if not path.exists():
+            path = Path(self.candidates_dir) / "latest.json"
         if not path.exists():
             raise FileNotFoundError(f"no trained candidate at {path}: materialise the model first")
         return Candidate.model_validate_json(path.read_bytes())
