@@ -41,6 +41,14 @@ class Pipeline:
             if event.event_type_value == "ASSET_CHECK_EVALUATION"
         }
 
+    def materialization(self, result: ExecuteInProcessResult, key: str):
+        """The run's materialisation of one asset (by its user string, e.g. "raw/crm_deals")."""
+        return next(
+            event.materialization
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.to_user_string() == key
+        )
+
     def failure_messages(self, result: ExecuteInProcessResult) -> str:
         return "\n".join(
             str(event.event_specific_data.error.message)

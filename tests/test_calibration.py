@@ -18,13 +18,14 @@ from leadscore_assets.defs.training.calibration import (
     log_odds,
     reliability_table,
 )
+from leadscore_assets.defs.training.training import dmatrix
 from leadscore_core.artifact import (
     apply_calibration,
     build_metadata,
     load_model_bytes,
     model_bytes,
 )
-from leadscore_core.features import FEATURE_SETS, feature_matrix, features_for, xgboost_feature_type
+from leadscore_core.features import FEATURE_SETS, feature_matrix, features_for
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -44,16 +45,6 @@ def overconfident(probabilities: np.ndarray) -> np.ndarray:
     return _sigmoid(2.0 * log_odds(probabilities) + 1.0)
 
 
-def _dmatrix(matrix, labels, features):
-    return xgb.DMatrix(
-        matrix,
-        label=labels,
-        feature_names=[f.name for f in features],
-        feature_types=[xgboost_feature_type(f) for f in features],
-        enable_categorical=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def reweighted_xgboost_scores() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Raw probabilities of an XGBoost model trained with scale_pos_weight=10: ranks fine, but
@@ -71,10 +62,10 @@ def reweighted_xgboost_scores() -> dict[str, tuple[np.ndarray, np.ndarray]]:
             "nthread": 1,
             "seed": 0,
         },
-        _dmatrix(matrix[:6000], labels[:6000], features),
+        dmatrix(matrix[:6000], features, labels[:6000]),
         50,
     )
-    raw = booster.predict(_dmatrix(matrix, labels, features)).astype(np.float64)
+    raw = booster.predict(dmatrix(matrix, features, labels)).astype(np.float64)
     return {
         "calibration": (labels[6000:9000], raw[6000:9000]),
         "test": (labels[9000:], raw[9000:]),
@@ -183,7 +174,7 @@ def test_a_published_model_carries_the_calibration(reweighted_xgboost_scores, me
     columns, labels = synthetic_columns(500, seed=9)
     matrix = feature_matrix(columns, features, {})
     booster = xgb.train(
-        {"objective": "binary:logistic", "nthread": 1}, _dmatrix(matrix, labels, features), 5
+        {"objective": "binary:logistic", "nthread": 1}, dmatrix(matrix, features, labels), 5
     )
     metadata = build_metadata(
         model_version="test/1",

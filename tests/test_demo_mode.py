@@ -32,12 +32,8 @@ def test_a_model_trained_on_demo_data_is_refused_without_demo_mode(tmp_path):
     gate = pipeline.check_results(result)["promotion_gate"]
     assert not gate.passed
     assert "synthetic demo data" in gate.description
-    trained = next(
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "lead_scoring_model"
-    )
-    assert trained.materialization.metadata["demo"].value is True
+    trained = pipeline.materialization(result, "lead_scoring_model")
+    assert trained.metadata["demo"].value is True
     assert not pipeline.settings.published_model_path.exists()
     pipeline.instance.dispose()
 

@@ -195,12 +195,9 @@ def test_the_mlflow_run_is_named_after_what_started_it(trained_pipeline):
 
 
 def test_the_model_card_and_the_report_are_markdown_in_the_asset_metadata(trained_pipeline):
-    trained = next(
-        e
-        for e in trained_pipeline.result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "lead_scoring_model"
-    )
-    metadata = trained.materialization.metadata
+    metadata = trained_pipeline.materialization(
+        trained_pipeline.result, "lead_scoring_model"
+    ).metadata
     assert isinstance(metadata["model_card"], MarkdownMetadataValue)
     assert metadata["model_card"].value.startswith("# Model card: lead scoring model")
     assert metadata["report"].value.count("data:image/png;base64,") == 5

@@ -132,12 +132,7 @@ def test_too_little_data_warns_and_is_not_promoted(tmp_path):
     gate = pipeline.check_results(result)["promotion_gate"]
     assert not gate.passed
     assert "700 leads" in gate.description
-    trained = next(
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "lead_scoring_model"
-    )
-    warnings = trained.materialization.metadata["warnings"].value
+    warnings = pipeline.materialization(result, "lead_scoring_model").metadata["warnings"].value
     assert any("700 leads" in w for w in warnings)
     assert not pipeline.settings.published_model_path.exists()
     pipeline.instance.dispose()

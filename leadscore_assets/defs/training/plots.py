@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
@@ -73,16 +74,29 @@ def _curve_names(raw_scores: np.ndarray | None) -> tuple[str, str]:
     return ("calibrated", "raw model") if raw_scores is not None else ("model", "")
 
 
-def _plot_roc(
-    outcomes: np.ndarray, scores: np.ndarray, raw_scores: np.ndarray | None, suffix: str
-) -> Figure:
-    figure = _new_figure(6.4, 5.6, "ROC curve", suffix)
+def _curve_figure(
+    display: type[RocCurveDisplay] | type[PrecisionRecallDisplay],
+    title: str,
+    suffix: str,
+    outcomes: np.ndarray,
+    raw_scores: np.ndarray | None,
+) -> tuple[Figure, Axes, str]:
+    """A figure for one kind of curve, with the raw model's curve dashed when given; returns it,
+    its axes and the legend name for the served scores' curve."""
+    figure = _new_figure(6.4, 5.6, title, suffix)
     axes = figure.add_subplot()
     served, raw = _curve_names(raw_scores)
     if raw_scores is not None:
-        RocCurveDisplay.from_predictions(
+        display.from_predictions(
             outcomes, raw_scores, name=raw, ax=axes, curve_kwargs={"linestyle": "--"}
         )
+    return figure, axes, served
+
+
+def _plot_roc(
+    outcomes: np.ndarray, scores: np.ndarray, raw_scores: np.ndarray | None, suffix: str
+) -> Figure:
+    figure, axes, served = _curve_figure(RocCurveDisplay, "ROC curve", suffix, outcomes, raw_scores)
     RocCurveDisplay.from_predictions(outcomes, scores, name=served, ax=axes, plot_chance_level=True)
     axes.set_xlabel("False positive rate (share of non-converting leads flagged)")
     axes.set_ylabel("True positive rate (share of conversions flagged)")
@@ -97,13 +111,9 @@ def _plot_precision_recall(
     threshold: float,
     suffix: str,
 ) -> Figure:
-    figure = _new_figure(6.4, 5.6, "Precision–recall", suffix)
-    axes = figure.add_subplot()
-    served, raw = _curve_names(raw_scores)
-    if raw_scores is not None:
-        PrecisionRecallDisplay.from_predictions(
-            outcomes, raw_scores, name=raw, ax=axes, curve_kwargs={"linestyle": "--"}
-        )
+    figure, axes, served = _curve_figure(
+        PrecisionRecallDisplay, "Precision–recall", suffix, outcomes, raw_scores
+    )
     PrecisionRecallDisplay.from_predictions(
         outcomes,
         scores,
