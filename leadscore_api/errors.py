@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from leadscore_core.artifact import NonFiniteScoreError
+
 # A batch of 10,000 broken leads would otherwise answer with tens of thousands of errors.
 MAX_REPORTED_ERRORS = 100
 
@@ -33,5 +35,12 @@ async def validation_problem(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "error_count": len(errors)}, status_code=422)
 
 
+async def non_finite_score(request: Request, exc: Exception) -> JSONResponse:
+    """A model that produces NaN is broken; answering 500 is better than a 200 with a wrong (and
+    JSON-invalid) score. The request's scores are neither served nor recorded in the metrics."""
+    return JSONResponse({"detail": str(exc)}, status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_problem)
+    app.add_exception_handler(NonFiniteScoreError, non_finite_score)

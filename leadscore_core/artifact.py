@@ -41,6 +41,10 @@ class ModelFileError(ValueError):
     """The file is not a model this code can serve; the message says why."""
 
 
+class NonFiniteScoreError(RuntimeError):
+    """A loaded model produced a score that is not a probability: a bug, never served."""
+
+
 # Scoring without `Booster.inplace_predict`'s wrapper. It builds a new proxy DMatrix per call,
 # and creating one makes XGBoost re-read the cgroup CPU quota files (about ten syscalls); with the
 # rest of its Python wrapper that is ~0.15 ms per call, more than the prediction of a small batch.
@@ -140,7 +144,13 @@ def apply_calibration(probabilities: np.ndarray, calibration: Mapping[str, Any])
     raise ModelFileError(f"unknown calibration method {method!r}")
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _validate_calibration(calibration: Mapping[str, Any]) -> None:
+    """Every value the transform uses is checked, not just a probe row: a NaN point above the
+    probe's raw score would otherwise pass and turn every higher score into NaN."""
     method = calibration.get("method")
     if method not in CALIBRATION_METHODS:
         raise ModelFileError(
@@ -152,17 +162,28 @@ def _validate_calibration(calibration: Mapping[str, Any]) -> None:
             raise ModelFileError(
                 "isotonic calibration needs equally long lists x and y (>= 2 points)"
             )
+        if not all(_finite_number(v) for v in (*x, *y)):
+            raise ModelFileError("isotonic calibration points must be finite numbers")
+        if not all(0 <= v <= 1 for v in (*x, *y)):
+            raise ModelFileError("isotonic calibration points must be probabilities in [0, 1]")
         if any(b < a for a, b in zip(x, x[1:], strict=False)) or any(
             b < a for a, b in zip(y, y[1:], strict=False)
         ):
             raise ModelFileError("isotonic calibration points must be non-decreasing")
-        if not all(isinstance(v, int | float) and 0 <= v <= 1 for v in y):
-            raise ModelFileError("isotonic calibration values must be probabilities in [0, 1]")
-    if method == "platt" and not all(
-        isinstance(calibration.get(k), int | float) and math.isfinite(calibration[k])
-        for k in ("a", "b")
-    ):
+    if method == "platt" and not all(_finite_number(calibration.get(k)) for k in ("a", "b")):
         raise ModelFileError("platt calibration needs finite numbers a and b")
+
+
+def _served(scores: np.ndarray, model_version: str) -> np.ndarray:
+    """The scores, if every one is a probability; a NaN (or anything outside [0, 1]) is never
+    handed to a caller, whatever produced it."""
+    valid = (scores >= 0) & (scores <= 1)  # False for NaN
+    if not valid.all():
+        raise NonFiniteScoreError(
+            f"model {model_version} produced a non-finite score (or one outside [0, 1]) for "
+            f"{int((~valid).sum())} of {len(scores)} lead(s); no score was served"
+        )
+    return scores
 
 
 @dataclass(frozen=True)
@@ -194,7 +215,8 @@ class LoadedModel:
         """Served probability for each row of a model matrix."""
         rows = self._checked(matrix)
         raw = _predict_rows(self.booster, rows)
-        return apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
+        calibrated = apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
+        return _served(calibrated, self.version)
 
     def predict_row(self, matrix: np.ndarray) -> float:
         """Served probability for a one-row matrix; the same numbers as `predict_matrix`."""
@@ -202,7 +224,7 @@ class LoadedModel:
         if row.shape[0] != 1:
             raise ValueError(f"expected a 1 x {len(self.features)} matrix, got {row.shape}")
         raw = _predict_one_row(self.booster, row)
-        return float(apply_calibration(np.array([raw]), self.calibration)[0])
+        return float(_served(apply_calibration(np.array([raw]), self.calibration), self.version)[0])
 
     def _checked(self, matrix: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -287,9 +309,10 @@ def _validated(booster: xgb.Booster, metadata: Mapping[str, Any], file_sha256: s
             categories[feature.name] = tuple(values)
     _validate_calibration(metadata["calibration"])
     model = LoadedModel(booster, metadata, features, categories, file_sha256)
-    probe = model.predict_proba(_probe_row(features, categories))
-    if not np.all(np.isfinite(probe)) or not np.all((probe >= 0) & (probe <= 1)):
-        raise ModelFileError("model does not produce probabilities in [0, 1]")
+    try:
+        model.predict_proba(_probe_row(features, categories))
+    except NonFiniteScoreError:
+        raise ModelFileError("model does not produce probabilities in [0, 1]") from None
     return model
 
 
