@@ -13,12 +13,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 
 from leadscore_api.errors import install_error_handlers
 from leadscore_api.metrics import ApiMetrics, RequestMetricsMiddleware
 from leadscore_api.routes import build_router
+from leadscore_api.server import serve
 from leadscore_api.serving import ModelHolder
 from leadscore_api.settings import ApiSettings
 
@@ -87,5 +87,5 @@ def cli(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # uvicorn configures only its own loggers; this shows the model loads and rejections too.
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
-    # One worker: the model lives in this process, and its poller keeps it current.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    settings = ApiSettings()
+    serve(create_app(settings), settings, args.host, args.port, args.log_level)

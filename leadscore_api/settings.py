@@ -19,6 +19,11 @@ class ApiSettings(DataDirSettings):
     api_key: SecretStr | None = None
     model_poll_seconds: float = Field(1.0, gt=0.0, le=60.0)
     max_batch: int = Field(10_000, ge=1, le=100_000)
+    # Connection limits of `leadscore-api` (see docs/api.md, "Connections and reverse proxies").
+    keep_alive_seconds: float = Field(5.0, gt=0.0, le=3600.0)
+    request_read_timeout_seconds: float = Field(10.0, gt=0.0, le=3600.0)
+    limit_concurrency: int = Field(512, ge=1)
+    backlog: int = Field(2048, ge=1)
 
     @field_validator("api_key")
     @classmethod

@@ -28,6 +28,10 @@ def test_every_setting_is_read_from_the_environment(monkeypatch, tmp_path: Path)
         "HIGH_THRESHOLD": "0.65",
         "MODEL_POLL_SECONDS": "0.5",
         "MAX_BATCH": "250",
+        "KEEP_ALIVE_SECONDS": "2.5",
+        "REQUEST_READ_TIMEOUT_SECONDS": "4",
+        "LIMIT_CONCURRENCY": "64",
+        "BACKLOG": "128",
     }.items():
         monkeypatch.setenv(f"LEADSCORE_{name}", value)
     settings = ApiSettings()
@@ -37,6 +41,12 @@ def test_every_setting_is_read_from_the_environment(monkeypatch, tmp_path: Path)
         0.5,
         250,
     )
+    assert (
+        settings.keep_alive_seconds,
+        settings.request_read_timeout_seconds,
+        settings.limit_concurrency,
+        settings.backlog,
+    ) == (2.5, 4.0, 64, 128)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +56,8 @@ def test_every_setting_is_read_from_the_environment(monkeypatch, tmp_path: Path)
         ("LEADSCORE_HIGH_THRESHOLD", "high"),
         ("LEADSCORE_MODEL_POLL_SECONDS", "0"),
         ("LEADSCORE_MAX_BATCH", "-1"),
+        ("LEADSCORE_REQUEST_READ_TIMEOUT_SECONDS", "0"),
+        ("LEADSCORE_LIMIT_CONCURRENCY", "0"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_setting(monkeypatch, variable: str, value: str) -> None:
