@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from leadscore_api.errors import install_error_handlers
 from leadscore_api.metrics import ApiMetrics, RequestMetricsMiddleware
@@ -63,7 +64,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package's own copy, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="leadscore",
         summary="Probability that a website visitor becomes a closed-won deal.",
         version="1",

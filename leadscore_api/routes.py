@@ -20,6 +20,10 @@ from leadscore_api.coalescing import ScoreCoalescer
 from leadscore_api.metrics import ApiMetrics
 from leadscore_api.parsing import explain_flag, json_body_openapi, parse_body
 from leadscore_api.schemas import (
+    BATCH_RESPONSE_EXAMPLE,
+    NOT_READY_EXAMPLE,
+    SCORE_RESPONSE_EXAMPLE,
+    VALIDATION_PROBLEM_EXAMPLE,
     BatchResponse,
     ModelInfo,
     Problem,
@@ -57,12 +61,24 @@ def _api_key_guard(expected: SecretStr) -> DependsParam:
 
 def _problem_responses(guarded: bool) -> dict[int | str, dict[str, Any]]:
     problems: dict[int | str, dict[str, Any]] = {
-        422: {"model": ValidationProblem, "description": "Invalid input; `field` names it."},
-        503: {"model": Problem, "description": "No valid model is loaded yet."},
+        422: {
+            "model": ValidationProblem,
+            "description": "Invalid input; `field` names it.",
+            "content": {JSON: {"example": VALIDATION_PROBLEM_EXAMPLE}},
+        },
+        503: {
+            "model": Problem,
+            "description": "No valid model is loaded yet.",
+            "content": {JSON: {"example": NOT_READY_EXAMPLE}},
+        },
     }
     if guarded:
         problems[401] = {"model": Problem, "description": f"Missing or wrong {API_KEY_HEADER}."}
     return problems
+
+
+def _example(value: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {JSON: {"example": value}}}
 
 
 def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings) -> APIRouter:
@@ -74,6 +90,10 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
     coalescer = ScoreCoalescer(threshold)
     body_problems = {
         **problems,
+        500: {
+            "model": Problem,
+            "description": "The model produced a non-finite score; no score is served.",
+        },
         413: {
             "description": "Body over the route's size limit (plain text).",
             "content": {"text/plain": {"schema": {"type": "string"}}},
@@ -91,7 +111,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         "/score",
         response_model=ScoreResponse,
         dependencies=guarded,
-        responses=body_problems,
+        responses={**body_problems, 200: _example(SCORE_RESPONSE_EXAMPLE)},
         max_body_size=SCORE_BODY_LIMIT,
         openapi_extra=json_body_openapi(ScoreRequest),
     )
@@ -122,7 +142,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         "/score/batch",
         response_model=BatchResponse,
         dependencies=guarded,
-        responses=body_problems,
+        responses={**body_problems, 200: _example(BATCH_RESPONSE_EXAMPLE)},
         max_body_size=settings.max_batch * BATCH_BYTES_PER_LEAD,
         openapi_extra=json_body_openapi(batch_request),
     )

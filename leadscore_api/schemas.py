@@ -138,11 +138,46 @@ class ScoreRequest(Lead):
     explain: bool = Field(False, description="Add `reasons` (same as `?explain=true`).")
 
 
+BATCH_EXAMPLE = {
+    "leads": [
+        {**SEED_EXAMPLE, "contact_id": 1},
+        {
+            "sessions": 1,
+            "engaged_sessions": 0,
+            "page_views": 1,
+            "channel": "TikTok",
+            "is_first_visit": True,
+            "contact_id": 2,
+        },
+    ]
+}
+SCORE_RESPONSE_EXAMPLE = {"score": 0.0281, "label": "low", "model_version": "lead_scoring/3"}
+BATCH_RESPONSE_EXAMPLE = {
+    "model_version": "lead_scoring/3",
+    "results": [
+        {"score": 0.0281, "label": "low", "contact_id": 1},
+        {"score": 0.0074, "label": "low", "contact_id": 2},
+    ],
+}
+VALIDATION_PROBLEM_EXAMPLE = {
+    "detail": [
+        {
+            "field": "engaged_sessions",
+            "loc": ["body", "engaged_sessions"],
+            "msg": "engaged_sessions (3) must not exceed sessions (2)",
+            "type": "not_more_than",
+        }
+    ],
+    "error_count": 1,
+}
+NOT_READY_EXAMPLE = {"detail": "no model published yet: waiting for the pipeline to publish one"}
+
+
 def batch_request_model(max_batch: int) -> type[BaseModel]:
     """The batch body; its size limit is a setting, so the model is built per app."""
     return create_model(
         "BatchRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [BATCH_EXAMPLE]}),
         leads=(list[Lead], Field(min_length=1, max_length=max_batch)),
         explain=(bool, Field(False, description="Add `reasons` to every result.")),
     )
