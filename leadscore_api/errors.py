@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
 
 from leadscore_core.artifact import NonFiniteScoreError
 
+# Starlette's own answer to a body with a Content-Length over the limit.
+CONTENT_TOO_LARGE = "Content Too Large"
 # A batch of 10,000 broken leads would otherwise answer with tens of thousands of errors.
 MAX_REPORTED_ERRORS = 100
 
@@ -41,6 +45,17 @@ async def non_finite_score(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
+async def http_problem(request: Request, exc: Exception) -> Response:
+    """FastAPI's handler, except for 413: the body limit answers an oversized body with a
+    declared Content-Length itself, in plain text, before any handler runs; a chunked body only
+    turns out too large while it is read, inside the route. Both must answer the same."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 413:
+        return PlainTextResponse(CONTENT_TOO_LARGE, status_code=413)
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, http_problem)
     app.add_exception_handler(RequestValidationError, validation_problem)
     app.add_exception_handler(NonFiniteScoreError, non_finite_score)

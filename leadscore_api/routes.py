@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, Security
-from fastapi.concurrency import run_in_threadpool
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
@@ -51,7 +52,11 @@ def _api_key_guard(expected: SecretStr) -> DependsParam:
         name=API_KEY_HEADER, auto_error=False, description="Required when LEADSCORE_API_KEY is set."
     )
 
-    async def require_api_key(key: str | None = Security(header)) -> None:
+    async def require_api_key(request: Request, key: str | None = Security(header)) -> None:
+        # The body first, as the scoring routes do: an oversized body is a 413 whatever else is
+        # wrong, and the same 413 whether its size was declared (Content-Length) or not (chunked).
+        if request.method == "POST":
+            await request.body()
         # Compared as bytes: compare_digest rejects non-ASCII str, and headers can carry any octet.
         if key is None or not secrets.compare_digest(key.encode(), expected_bytes):
             raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
@@ -100,6 +105,12 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         },
     }
     router = APIRouter()
+    # Batches and explanations (SHAP costs far more than a score) queue for a few threads, so
+    # that however many arrive they cannot take every core from the event loop serving /score.
+    workers = anyio.CapacityLimiter(settings.worker_threads)
+
+    async def in_worker(function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=workers)
 
     def served_model() -> ServedModel:
         served = holder.current
@@ -117,10 +128,11 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
     )
     async def score(request: Request) -> Response:
         """Score one lead: probability of closed-won, `high` above the serving threshold."""
+        raw_body = await request.body()  # before anything else: see require_api_key
         model = served_model().model
-        lead = parse_body(ScoreRequest, await request.body())
+        lead = parse_body(ScoreRequest, raw_body)
         if explain_flag(request) or lead.explain:
-            result = score_leads(model, [lead], threshold, True)[0]
+            result = (await in_worker(score_leads, model, [lead], threshold, True))[0]
         else:
             # Under concurrent load, scored together with the leads read in the same pass.
             result = coalescer.score(model, lead)
@@ -148,11 +160,11 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
     )
     async def score_batch(request: Request) -> Response:
         """Score up to `max_batch` leads with one model; results keep the request's order."""
-        model = served_model().model
         raw_body = await request.body()
+        model = served_model().model
         explain = explain_flag(request)
         # Off the event loop, so single-lead requests keep flowing while a big batch is scored.
-        body = await run_in_threadpool(parse_and_score_batch, model, raw_body, explain)
+        body = await in_worker(parse_and_score_batch, model, raw_body, explain)
         return Response(body, media_type=JSON)
 
     @router.get("/model", response_model=ModelInfo, dependencies=guarded, responses=problems)

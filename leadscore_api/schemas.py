@@ -135,7 +135,11 @@ SEED_EXAMPLE = {
 class ScoreRequest(Lead):
     model_config = ConfigDict(json_schema_extra={"examples": [SEED_EXAMPLE]})
 
-    explain: bool = Field(False, description="Add `reasons` (same as `?explain=true`).")
+    # JSON booleans only: lax parsing would take 1 or "true" (the query parameter is lax, as
+    # query strings have no types).
+    explain: bool = Field(
+        False, strict=True, description="Add `reasons` (same as `?explain=true`)."
+    )
 
 
 BATCH_EXAMPLE = {
@@ -179,7 +183,7 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
         "BatchRequest",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [BATCH_EXAMPLE]}),
         leads=(list[Lead], Field(min_length=1, max_length=max_batch)),
-        explain=(bool, Field(False, description="Add `reasons` to every result.")),
+        explain=(bool, Field(False, strict=True, description="Add `reasons` to every result.")),
     )
 
 

@@ -19,6 +19,8 @@ class ApiSettings(DataDirSettings):
     api_key: SecretStr | None = None
     model_poll_seconds: float = Field(1.0, gt=0.0, le=60.0)
     max_batch: int = Field(10_000, ge=1, le=100_000)
+    # Threads that parse, score and explain batches and explained leads, off the event loop.
+    worker_threads: int = Field(1, ge=1, le=64)
     # Connection limits of `leadscore-api` (see docs/api.md, "Connections and reverse proxies").
     keep_alive_seconds: float = Field(5.0, gt=0.0, le=3600.0)
     request_read_timeout_seconds: float = Field(10.0, gt=0.0, le=3600.0)
