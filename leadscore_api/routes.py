@@ -191,6 +191,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         return {
             "status": "ready",
             "model_version": model.version,
+            "predictor": model.predictor.kind,
             "last_reload_error": holder.last_error,
         }
 

@@ -247,6 +247,10 @@ class ModelInfo(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready"]
     model_version: str
+    predictor: Literal["compiled", "xgboost"] = Field(
+        description="`compiled`: the model's C predictor built at publish time; `xgboost`: the "
+        "fallback (none was published for this file, or it did not agree with XGBoost)."
+    )
     last_reload_error: str | None = Field(
         None, description="Why the newest model file was rejected, if it was; the previous serves."
     )

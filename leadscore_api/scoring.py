@@ -29,11 +29,12 @@ def score_leads(
     model: LoadedModel, leads: Sequence[BaseModel], threshold: float, explain: bool
 ) -> list[dict[str, Any]]:
     """One result per lead, in order: score, label, echoed identifiers and optional reasons."""
-    matrix = model.matrix(input_columns(leads))
-    # The one-row path skips XGBoost's per-call setup; both give identical numbers.
-    scores = (
-        [model.predict_row(matrix)] if len(leads) == 1 else model.predict_matrix(matrix).tolist()
-    )
+    if len(leads) == 1:
+        matrix = model.row({name: getattr(leads[0], name) for name in INPUT_NAMES})
+        scores = [model.predict_one(matrix)]
+    else:
+        matrix = model.matrix(input_columns(leads))
+        scores = model.predict_matrix(matrix).tolist()
     results: list[dict[str, Any]] = []
     for lead, score in zip(leads, scores, strict=True):
         result: dict[str, Any] = {"score": score, "label": "high" if score > threshold else "low"}

@@ -81,7 +81,8 @@ class ModelHolder:
             self._reject(f"cannot read the model file: {exc.strerror or exc}")
             return
         try:
-            model = load_model_bytes(raw, nthread=1)
+            # A compiled predictor published beside the file for its sha256 is used if it agrees.
+            model = load_model_bytes(raw, nthread=1, compiled_dir=self.path.parent)
         except ModelFileError as exc:
             self._reject(str(exc))
             return
@@ -95,7 +96,12 @@ class ModelHolder:
         self.metrics.model_swapped(
             model.version, model.file_sha256, self.current.loaded_at.timestamp()
         )
-        log.info("serving model %s (sha256 %s)", model.version, model.file_sha256[:12])
+        log.info(
+            "serving model %s (sha256 %s, %s predictor)",
+            model.version,
+            model.file_sha256[:12],
+            model.predictor.kind,
+        )
 
     def _reject(self, reason: str) -> None:
         self.last_error = reason

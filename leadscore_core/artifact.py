@@ -8,13 +8,13 @@ scoring service relies on, so a bad file is rejected before it can serve a singl
 
 from __future__ import annotations
 
-import ctypes
+import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,19 @@ from leadscore_core.features import (
     INPUT_FIELDS,
     Feature,
     feature_matrix,
+    feature_row,
     features_for,
     xgboost_feature_type,
 )
+from leadscore_core.predictor import (
+    CompiledPredictor,
+    Predictor,
+    XGBoostPredictor,
+    compiled_predictor_path,
+    load_verified,
+)
+
+log = logging.getLogger(__name__)
 
 METADATA_ATTRIBUTE = "leadscore_metadata"
 METADATA_SCHEMA_VERSION = 1
@@ -43,74 +53,6 @@ class ModelFileError(ValueError):
 
 class NonFiniteScoreError(RuntimeError):
     """A loaded model produced a score that is not a probability: a bug, never served."""
-
-
-# Scoring without `Booster.inplace_predict`'s wrapper. It builds a new proxy DMatrix per call,
-# and creating one makes XGBoost re-read the cgroup CPU quota files (about ten syscalls); with the
-# rest of its Python wrapper that is ~0.15 ms per call, more than the prediction of a small batch.
-# Calling the same C entry point (with the same configuration) through a proxy reused per thread
-# gives identical predictions. What remains is XGBoost's own per-call setup (~45 us for one row
-# of the 100-tree model, most of it compiling the `device` regexes and walking every tree for
-# its depth; see BENCHMARKS.md). Relies on xgboost internals, hence the pinned minor version.
-_PREDICT_VALUES_CONFIG = json.dumps(
-    {
-        "type": 0,
-        "training": False,
-        "iteration_begin": 0,
-        "iteration_end": 0,
-        "missing": math.nan,
-        "strict_shape": False,
-        "cache_id": 0,
-    }
-).encode()
-
-
-class _PredictState(threading.local):
-    """Per thread: the proxy the C call points at the caller's rows, and its output arguments."""
-
-    def __init__(self) -> None:
-        self.proxy = xgb.core._ProxyDMatrix()
-        self.shape = ctypes.POINTER(xgb.core.c_bst_ulong)()
-        self.dims = xgb.core.c_bst_ulong()
-        self.predictions = ctypes.POINTER(ctypes.c_float)()
-        self.arguments = (
-            self.proxy.handle,
-            ctypes.byref(self.shape),
-            ctypes.byref(self.dims),
-            ctypes.byref(self.predictions),
-        )
-
-
-_predict_state = _PredictState()
-
-
-def _predict_dense(booster: xgb.Booster, matrix: np.ndarray) -> ctypes._Pointer:
-    """Raw probabilities of a C-contiguous float32 matrix (rows x features); the result points
-    into XGBoost's buffer for this thread and is valid until its next prediction."""
-    rows, columns = matrix.shape
-    interface = (
-        f'{{"data":[{matrix.ctypes.data},true],"shape":[{rows},{columns}],'
-        f'"typestr":"<f4","version":3}}'
-    ).encode()
-    state = _predict_state
-    xgb.core._check_call(
-        xgb.core._LIB.XGBoosterPredictFromDense(
-            booster.handle, interface, _PREDICT_VALUES_CONFIG, *state.arguments
-        )
-    )
-    return state.predictions
-
-
-def _predict_one_row(booster: xgb.Booster, row: np.ndarray) -> float:
-    return float(_predict_dense(booster, row)[0])
-
-
-def _predict_rows(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Raw probabilities as float32, one per row (what `inplace_predict` returns)."""
-    if matrix.shape[0] == 0:
-        return np.empty(0, dtype=np.float32)
-    predictions = _predict_dense(booster, matrix)
-    return np.ctypeslib.as_array(predictions, shape=(matrix.shape[0],)).copy()
 
 
 def _prepared_calibration(calibration: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -195,10 +137,14 @@ class LoadedModel:
     features: tuple[Feature, ...]
     categories: Mapping[str, tuple[str, ...]]
     file_sha256: str
+    # XGBoost unless a verified compiled predictor was found for this file (`load_model_bytes`).
+    predictor: Predictor = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     calibration: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", _prepared_calibration(self.metadata["calibration"]))
+        if self.predictor is None:
+            object.__setattr__(self, "predictor", XGBoostPredictor(self.booster))
 
     @property
     def version(self) -> str:
@@ -211,20 +157,37 @@ class LoadedModel:
     def matrix(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         return feature_matrix(columns, self.features, self.categories)
 
+    def row(self, values: Mapping[str, object]) -> np.ndarray:
+        """One lead's 1-row matrix; the same numbers as `matrix` gives for it."""
+        return feature_row(values, self.features, self.categories)
+
+    @property
+    def category_counts(self) -> dict[int, int]:
+        """Model column -> number of categories, for each categorical feature."""
+        return {
+            j: len(self.categories[f.name])
+            for j, f in enumerate(self.features)
+            if f.kind == "categorical"
+        }
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        return apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
+
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Served probability for each row of a model matrix."""
-        rows = self._checked(matrix)
-        raw = _predict_rows(self.booster, rows)
-        calibrated = apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
-        return _served(calibrated, self.version)
+        raw = self.predictor.predict(self._checked(matrix))
+        return _served(self.calibrate(raw), self.version)
 
-    def predict_row(self, matrix: np.ndarray) -> float:
-        """Served probability for a one-row matrix; the same numbers as `predict_matrix`."""
-        row = self._checked(matrix)
-        if row.shape[0] != 1:
-            raise ValueError(f"expected a 1 x {len(self.features)} matrix, got {row.shape}")
-        raw = _predict_one_row(self.booster, row)
-        return float(_served(apply_calibration(np.array([raw]), self.calibration), self.version)[0])
+    def predict_one(self, row: np.ndarray) -> float:
+        """Served probability for a 1-row matrix from `row`: `predict_matrix` without the
+        checks and array work a single row does not need (a few microseconds per request)."""
+        raw = self.predictor.predict(row)
+        if self.calibration["method"] != "none":
+            raw = self.calibrate(raw)
+        score = float(raw[0])
+        if not 0.0 <= score <= 1.0:  # False for NaN
+            _served(np.array([score]), self.version)  # raises, with the usual message
+        return score
 
     def _checked(self, matrix: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -323,8 +286,13 @@ def _probe_row(features: Sequence[Feature], categories: Mapping[str, Sequence[st
     return columns
 
 
-def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
-    """Parse and validate a published model; raises ModelFileError saying what is wrong."""
+def load_model_bytes(raw: bytes, nthread: int = 1, compiled_dir: Path | None = None) -> LoadedModel:
+    """Parse and validate a published model; raises ModelFileError saying what is wrong.
+
+    With `compiled_dir`, the compiled predictor published there for this file's sha256 is used
+    if it exists and agrees with XGBoost (see leadscore_core/predictor.py); otherwise XGBoost
+    predicts, and the log says why.
+    """
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -341,7 +309,33 @@ def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
         raise ModelFileError(f"unreadable model: {exc}") from None
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{METADATA_ATTRIBUTE!r} must be a JSON object")
-    return _validated(booster, metadata, hashlib.sha256(raw).hexdigest())
+    model = _validated(booster, metadata, hashlib.sha256(raw).hexdigest())
+    if compiled_dir is None:
+        return model
+    return _with_compiled_predictor(model, document, Path(compiled_dir))
+
+
+def _with_compiled_predictor(
+    model: LoadedModel, document: Mapping[str, Any], directory: Path
+) -> LoadedModel:
+    path = compiled_predictor_path(directory, model.file_sha256)
+    if not path.exists():
+        log.info("no compiled predictor %s for model %s: using XGBoost", path.name, model.version)
+        return model
+    try:
+        compiled: CompiledPredictor = load_verified(
+            path,
+            model.predictor,
+            document,
+            model.category_counts,
+            len(model.features),
+            model.calibrate,
+        )
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("compiled predictor %s not used, XGBoost predicts instead: %s", path, exc)
+        return model
+    log.info("model %s predicts with the compiled predictor %s", model.version, path.name)
+    return dataclasses.replace(model, predictor=compiled)
 
 
 def load_model(path: str | os.PathLike[str], nthread: int = 1) -> LoadedModel:

@@ -74,6 +74,7 @@ from leadscore_core.artifact import (
     write_atomically,
 )
 from leadscore_core.features import CSV_COLUMNS, LABEL_COLUMN, feature_matrix
+from leadscore_core.predictor import build_compiled_predictor
 
 GROUP = "ml"
 MART_KEY = AssetKey(["marts", "fct_lead_scoring_features"])
@@ -561,6 +562,12 @@ def published_model(
     version = model.metadata["registered_model"]["version"]
     tracking.client(settings).set_registered_model_alias(
         REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version
+    )
+    # The compiled predictor first (checked against XGBoost on the whole holdout), so that it is
+    # there when the service loads the new file; None (XGBoost serves) when it cannot be built.
+    holdout = pd.read_parquet(candidate_dir / CANDIDATE_HOLDOUT)
+    build_compiled_predictor(
+        raw, model.matrix(input_columns(holdout)), settings.published_model_path.parent
     )
     write_atomically(settings.published_model_path, raw)
     write_atomically(settings.models_dir / MODEL_CARD, (candidate_dir / MODEL_CARD).read_bytes())

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
+from model_factory import synthetic_columns
 
-from leadscore_core.artifact import METADATA_ATTRIBUTE
+from leadscore_core.artifact import METADATA_ATTRIBUTE, load_model_bytes
 from leadscore_core.features import FEATURES_BY_NAME
+from leadscore_core.predictor import build_compiled_predictor
 
 from .support import SEED_LEAD, ModelFiles, running_app, sample_leads, with_metadata
 
@@ -66,18 +68,23 @@ def plain_xgboost(model_file: Path, leads: list[dict[str, Any]]) -> tuple[np.nda
     return scores, booster.predict(dmatrix, pred_contribs=True)
 
 
-@pytest.fixture(params=["full", "full-isotonic", "seed"])
+@pytest.fixture(params=["full", "full-isotonic", "seed", "full-compiled", "seed-compiled"])
 def served_model(
     request: pytest.FixtureRequest,
     model_files: ModelFiles,
     publish: Callable[[bytes], None],
     model_path: Path,
 ) -> Path:
+    name = request.param.removesuffix("-compiled")
     raw = {
         "full": model_files.v1,
         "full-isotonic": with_metadata(model_files.v1, calibration=ISOTONIC),
         "seed": model_files.seed,
-    }[request.param]
+    }[name]
+    if request.param.endswith("-compiled"):
+        model = load_model_bytes(raw)
+        columns, _ = synthetic_columns(2000, seed=3)
+        assert build_compiled_predictor(raw, model.matrix(columns), model_path.parent)
     publish(raw)
     return model_path
 
@@ -95,7 +102,9 @@ def test_seed_example_round_trip(client) -> None:
 def test_scores_equal_plain_xgboost(served_model: Path, settings_for) -> None:
     leads = sample_leads()
     expected, _ = plain_xgboost(served_model, leads)
+    compiled = any(served_model.parent.glob("predictor-*.so"))
     with running_app(settings_for()) as client:
+        assert client.get("/ready").json()["predictor"] == ("compiled" if compiled else "xgboost")
         single = [client.post("/score", json=lead).json()["score"] for lead in leads]
         batch = client.post("/score/batch", json={"leads": leads}).json()["results"]
     np.testing.assert_allclose(single, expected, rtol=0, atol=1e-6)
