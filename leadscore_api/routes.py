@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from pydantic_core import to_json
 
+from leadscore_api.batch import LeadColumns, columnar_batch
 from leadscore_api.coalescing import ScoreCoalescer
 from leadscore_api.metrics import ApiMetrics
 from leadscore_api.parsing import explain_flag, json_body_openapi, parse_body
@@ -34,7 +35,7 @@ from leadscore_api.schemas import (
     ValidationProblem,
     batch_request_model,
 )
-from leadscore_api.scoring import score_leads
+from leadscore_api.scoring import score_columns, score_leads
 from leadscore_api.serving import ModelHolder, ServedModel
 from leadscore_api.settings import ApiSettings
 from leadscore_core.artifact import LoadedModel
@@ -138,16 +139,21 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
             result = coalescer.score(model, lead)
             if isinstance(result, asyncio.Future):
                 result = await result
-        metrics.score_histogram(model.version).observe(result["score"])
+        metrics.scores.observe(model.version, result["score"])
         result["model_version"] = model.version
         return Response(to_json(result), media_type=JSON)
 
     def parse_and_score_batch(model: LoadedModel, raw_body: bytes, explain: bool) -> bytes:
-        batch: Any = parse_body(batch_request, raw_body)
-        results = score_leads(model, batch.leads, threshold, explain or batch.explain)
-        histogram = metrics.score_histogram(model.version)
-        for result in results:
-            histogram.observe(result["score"])
+        # Plainly valid batches are validated as columns; anything else goes through the
+        # pydantic model, which says exactly what is wrong (leadscore_api/batch.py).
+        columnar = columnar_batch(raw_body, settings.max_batch)
+        if columnar is None:
+            batch: Any = parse_body(batch_request, raw_body)
+            leads, explain_body = LeadColumns.of(batch.leads), batch.explain
+        else:
+            leads, explain_body = columnar
+        results, scores = score_columns(model, leads, threshold, explain or explain_body)
+        metrics.scores.observe_many(model.version, scores)
         return to_json({"model_version": model.version, "results": results})
 
     @router.post(

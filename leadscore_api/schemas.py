@@ -30,7 +30,12 @@ MAX_CATEGORY_LENGTH = 100
 # upstream that must not be silently scored.
 AT_MOST: dict[str, str] = {"engaged_sessions": "sessions"}
 
-Email = Annotated[str, Field(strict=True, max_length=320, description="Echoed in the response.")]
+EMAIL_MAX_LENGTH = 320
+CONTACT_ID_MAX_LENGTH = 128
+CONTACT_ID_MAX = 2**53  # the largest integer JSON numbers carry exactly
+Email = Annotated[
+    str, Field(strict=True, max_length=EMAIL_MAX_LENGTH, description="Echoed in the response.")
+]
 
 
 def _json_number(value: Any) -> Any:
@@ -57,7 +62,8 @@ def _one_identifier_error(value: Any, validate: ValidatorFunctionWrapHandler) ->
 
 
 ContactId = Annotated[
-    Annotated[str, Field(strict=True, min_length=1, max_length=128)] | _whole_number(0, 2**53),
+    Annotated[str, Field(strict=True, min_length=1, max_length=CONTACT_ID_MAX_LENGTH)]
+    | _whole_number(0, CONTACT_ID_MAX),
     WrapValidator(_one_identifier_error),
     Field(description="Echoed in the response."),
 ]

@@ -19,17 +19,22 @@ from .support import SEED_LEAD, ModelFiles
 
 
 class Gate:
-    """Wraps `score_leads`: explained calls wait until released, and their overlap is counted."""
+    """Wraps the scoring functions: explained calls wait until released, and their overlap is
+    counted."""
 
-    def __init__(self, real: Any) -> None:
-        self.real = real
+    def __init__(self) -> None:
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.running = 0
         self.most_at_once = 0
         self.started = 0
 
-    def __call__(self, model, leads, threshold, explain):
+    def wrap(self, real: Any) -> Any:
+        return lambda model, leads, threshold, explain: self.call(
+            real, model, leads, threshold, explain
+        )
+
+    def call(self, real, model, leads, threshold, explain):
         if explain:
             with self.lock:
                 self.running += 1
@@ -37,11 +42,11 @@ class Gate:
                 self.most_at_once = max(self.most_at_once, self.running)
             try:
                 assert self.release.wait(timeout=30)
-                return self.real(model, leads, threshold, explain)
+                return real(model, leads, threshold, explain)
             finally:
                 with self.lock:
                     self.running -= 1
-        return self.real(model, leads, threshold, explain)
+        return real(model, leads, threshold, explain)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -49,8 +54,9 @@ def test_explained_work_is_bounded_and_score_keeps_answering(
     model_files: ModelFiles, publish, settings_for, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     publish(model_files.v1)
-    gate = Gate(routes.score_leads)
-    monkeypatch.setattr(routes, "score_leads", gate)
+    gate = Gate()
+    for name in ("score_leads", "score_columns"):
+        monkeypatch.setattr(routes, name, gate.wrap(getattr(routes, name)))
     app = create_app(settings_for(worker_threads=threads))
 
     async def scenario() -> list[httpx.Response]:
