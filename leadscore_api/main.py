@@ -86,8 +86,18 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (uvicorn's log)"
+    )
     args = parser.parse_args(argv)
     # uvicorn configures only its own loggers; this shows the model loads and rejections too.
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
     settings = ApiSettings()
-    serve(create_app(settings), settings, args.host, args.port, args.log_level)
+    serve(
+        create_app(settings),
+        settings,
+        args.host,
+        args.port,
+        args.log_level,
+        access_log=not args.no_access_log,
+    )

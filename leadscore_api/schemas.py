@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from leadscore_core.features import FALLBACK_CHANNEL, INPUT_FIELDS, InputField
+from leadscore_core.features import EXAMPLE_LEAD, FALLBACK_CHANNEL, INPUT_FIELDS, InputField
 
 MAX_CATEGORY_LENGTH = 100
 # An input that may never exceed another one; the mart guarantees it, so anything else is a bug
@@ -129,17 +129,9 @@ Lead = create_model(
 )
 INPUT_NAMES: tuple[str, ...] = tuple(field.name for field in INPUT_FIELDS)
 
-SEED_EXAMPLE = {
-    "sessions": 5,
-    "engaged_sessions": 3,
-    "page_views": 12,
-    "channel": "Paid Search",
-    "is_first_visit": False,
-}
-
 
 class ScoreRequest(Lead):
-    model_config = ConfigDict(json_schema_extra={"examples": [SEED_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_LEAD]})
 
     # JSON booleans only: lax parsing would take 1 or "true" (the query parameter is lax, as
     # query strings have no types).
@@ -150,7 +142,7 @@ class ScoreRequest(Lead):
 
 BATCH_EXAMPLE = {
     "leads": [
-        {**SEED_EXAMPLE, "contact_id": 1},
+        {**EXAMPLE_LEAD, "contact_id": 1},
         {
             "sessions": 1,
             "engaged_sessions": 0,

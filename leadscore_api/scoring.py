@@ -40,7 +40,7 @@ def score_leads(
         result["contact_id"] = lead.contact_id
     if explain:
         sent = {name: [getattr(lead, name)] for name in model.categories}
-        result["reasons"] = reasons(model, row, sent)[0]
+        result["reasons"] = reasons(model, np.array([row], dtype=np.float32), sent)[0]
     return [result]
 
 

@@ -73,13 +73,21 @@ def protocol_for(settings: ApiSettings) -> type[RequestReadTimeoutProtocol]:
     )
 
 
-def serve(app: FastAPI, settings: ApiSettings, host: str, port: int, log_level: str) -> None:
+def serve(
+    app: FastAPI,
+    settings: ApiSettings,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
     """uvicorn with the connection limits from `settings`; one worker (the model lives in it)."""
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        access_log=access_log,
         workers=1,
         http=protocol_for(settings),
         timeout_keep_alive=settings.keep_alive_seconds,

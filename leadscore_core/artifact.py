@@ -28,7 +28,7 @@ from leadscore_core.features import (
     INPUT_FIELDS,
     Feature,
     feature_matrix,
-    feature_row,
+    feature_values,
     features_for,
     xgboost_feature_type,
 )
@@ -157,9 +157,9 @@ class LoadedModel:
     def matrix(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         return feature_matrix(columns, self.features, self.categories)
 
-    def row(self, values: Mapping[str, object]) -> np.ndarray:
-        """One lead's 1-row matrix; the same numbers as `matrix` gives for it."""
-        return feature_row(values, self.features, self.categories)
+    def row(self, values: Mapping[str, object]) -> list[float]:
+        """One lead's model row as Python floats; the same numbers as `matrix` gives for it."""
+        return feature_values(values, self.features, self.categories)
 
     @property
     def category_counts(self) -> dict[int, int]:
@@ -178,16 +178,15 @@ class LoadedModel:
         raw = self.predictor.predict(self._checked(matrix))
         return _served(self.calibrate(raw), self.version)
 
-    def predict_one(self, row: np.ndarray) -> float:
-        """Served probability for a 1-row matrix from `row`: `predict_matrix` without the
-        checks and array work a single row does not need (a few microseconds per request)."""
-        raw = self.predictor.predict(row)
+    def predict_one(self, values: list[float]) -> float:
+        """Served probability for one row given as Python floats (`feature_values`): what
+        `predict_matrix` gives for it, without the array work a single row does not need."""
+        raw = self.predictor.predict_one(values)
         if self.calibration["method"] != "none":
-            raw = self.calibrate(raw)
-        score = float(raw[0])
-        if not 0.0 <= score <= 1.0:  # False for NaN
-            _served(np.array([score]), self.version)  # raises, with the usual message
-        return score
+            raw = float(self.calibrate(np.array([raw], dtype=np.float32))[0])
+        if not 0.0 <= raw <= 1.0:  # False for NaN
+            _served(np.array([raw]), self.version)  # raises, with the usual message
+        return raw
 
     def _checked(self, matrix: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -338,8 +337,10 @@ def _with_compiled_predictor(
     return dataclasses.replace(model, predictor=compiled)
 
 
-def load_model(path: str | os.PathLike[str], nthread: int = 1) -> LoadedModel:
-    return load_model_bytes(Path(path).read_bytes(), nthread=nthread)
+def load_model(
+    path: str | os.PathLike[str], nthread: int = 1, compiled_dir: Path | None = None
+) -> LoadedModel:
+    return load_model_bytes(Path(path).read_bytes(), nthread=nthread, compiled_dir=compiled_dir)
 
 
 def model_bytes(booster: xgb.Booster, metadata: Mapping[str, Any]) -> bytes:

@@ -97,6 +97,16 @@ INPUT_FIELDS: tuple[InputField, ...] = (
 )
 INPUT_FIELDS_BY_NAME: dict[str, InputField] = {f.name: f for f in INPUT_FIELDS}
 
+# The project's example lead (the required inputs only): the API schema's example, the body the
+# benchmarks send and the lead the tests score. Copy it before changing anything.
+EXAMPLE_LEAD: dict[str, object] = {
+    "sessions": 5,
+    "engaged_sessions": 3,
+    "page_views": 12,
+    "channel": "Paid Search",
+    "is_first_visit": False,
+}
+
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
     """Per-session averages; undefined (missing) when there are no sessions.
@@ -235,14 +245,15 @@ def feature_matrix(
     return matrix
 
 
-def feature_row(
+def feature_values(
     values: Mapping[str, object],
     features: Sequence[Feature],
     categories: Mapping[str, Sequence[str]],
-) -> np.ndarray:
-    """One lead's model matrix (1 x features, float32) from its input values: the same numbers as
-    `feature_matrix` gives for that lead (the same `compute` on Python floats), in a few
-    microseconds instead of a dozen, which matters for the scoring service's single lead."""
+) -> list[float]:
+    """One lead's model row as Python floats, from its input values: the same numbers as
+    `feature_matrix` gives for that lead once stored as float32 (the same `compute`, on Python
+    floats), in about a microsecond instead of a dozen, which matters for the scoring service's
+    single lead."""
     numeric: dict[str, float] = {}
     for field in INPUT_FIELDS:
         if field.kind != "category":
@@ -257,4 +268,13 @@ def feature_row(
             row.append(feature.compute(numeric))
         else:
             row.append(numeric[feature.name])
-    return np.array([row], dtype=np.float32)
+    return row
+
+
+def feature_row(
+    values: Mapping[str, object],
+    features: Sequence[Feature],
+    categories: Mapping[str, Sequence[str]],
+) -> np.ndarray:
+    """`feature_values` as a 1 x features float32 matrix."""
+    return np.array([feature_values(values, features, categories)], dtype=np.float32)

@@ -74,11 +74,14 @@ int32_t leadscore_predict(const float* rows, int64_t n_rows, int32_t n_features,
 
 
 class Predictor(Protocol):
-    """Raw (uncalibrated) probabilities for a C-contiguous float32 matrix, rows x features."""
+    """Raw (uncalibrated) probabilities for a C-contiguous float32 matrix, rows x features, or
+    for one row of Python floats (stored as float32, as in the matrix: the same result)."""
 
     kind: str
 
     def predict(self, matrix: np.ndarray) -> np.ndarray: ...
+
+    def predict_one(self, row: list[float]) -> float: ...
 
 
 class XGBoostPredictor:
@@ -95,6 +98,9 @@ class XGBoostPredictor:
             return np.empty(0, dtype=np.float32)
         return self.booster.inplace_predict(matrix, validate_features=False)
 
+    def predict_one(self, row: list[float]) -> float:
+        return float(self.predict(np.array([row], dtype=np.float32))[0])
+
 
 class CompiledPredictor:
     kind = "compiled"
@@ -110,6 +116,16 @@ class CompiledPredictor:
             )
         self.n_features = n_features
         self.path = library_path
+        self._row_type = ctypes.c_float * n_features
+        self._one = ctypes.c_int64(1)
+        self._width = ctypes.c_int32(n_features)
+
+    def predict_one(self, row: list[float]) -> float:
+        """Without numpy: the row as a ctypes float array (the same float32 rounding)."""
+        out = ctypes.c_float()
+        if self._predict(self._row_type(*row), self._one, self._width, ctypes.byref(out)) != 0:
+            raise ValueError("the compiled predictor refused the row")
+        return out.value
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         if matrix.dtype != np.float32 or not matrix.flags.c_contiguous:

@@ -20,7 +20,7 @@ from leadscore_core.artifact import (
     model_bytes,
     write_atomically,
 )
-from leadscore_core.features import feature_matrix, feature_row
+from leadscore_core.features import feature_matrix, feature_row, feature_values
 from leadscore_core.predictor import (
     TOLERANCE,
     build_compiled_predictor,
@@ -61,9 +61,9 @@ def test_compiled_equals_xgboost_on_unseen_rows(models, tmp_path: Path, name: st
     difference = np.abs(compiled.predict_matrix(rows) - xgboost.predict_matrix(rows))
     assert difference.max() <= TOLERANCE
     for i in range(0, 2000, 37):  # the single-row path too
-        assert abs(
-            compiled.predict_one(rows[i : i + 1]) - xgboost.predict_one(rows[i : i + 1])
-        ) <= (TOLERANCE)
+        row = rows[i].tolist()
+        assert abs(compiled.predict_one(row) - xgboost.predict_one(row)) <= TOLERANCE
+        assert compiled.predict_one(row) == compiled.predict_matrix(rows[i : i + 1])[0]
 
 
 def test_the_single_row_path_gives_the_matrix_numbers(models) -> None:
@@ -75,7 +75,8 @@ def test_the_single_row_path_gives_the_matrix_numbers(models) -> None:
         values = {name: column[i] for name, column in columns.items()}
         row = feature_row(values, model.features, model.categories)
         np.testing.assert_array_equal(row[0], matrix[i])
-        assert model.predict_one(row) == model.predict_matrix(matrix[i : i + 1])[0]
+        as_floats = feature_values(values, model.features, model.categories)
+        assert model.predict_one(as_floats) == model.predict_matrix(matrix[i : i + 1])[0]
     assert np.array_equal(
         feature_matrix(columns, model.features, model.categories), matrix, equal_nan=True
     )

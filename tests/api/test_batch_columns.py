@@ -17,7 +17,7 @@ from leadscore_api.schemas import batch_request_model
 from leadscore_api.scoring import score_columns
 from leadscore_core.artifact import load_model_bytes
 
-from .support import SEED_LEAD, ModelFiles, sample_leads
+from .support import EXAMPLE_LEAD, ModelFiles, sample_leads
 from .test_validation import CASES
 
 MAX_BATCH = 50
@@ -99,7 +99,7 @@ def test_the_fast_path_accepts_only_what_the_model_accepts(leads, explain, with_
 
 @pytest.mark.parametrize(("lead", "field"), CASES.values(), ids=CASES.keys())
 def test_every_invalid_lead_goes_to_the_model_path(lead: dict[str, Any], field: str) -> None:
-    body = json.dumps({"leads": [SEED_LEAD, lead]}).encode()
+    body = json.dumps({"leads": [EXAMPLE_LEAD, lead]}).encode()
     assert columnar_batch(body, MAX_BATCH) is None
 
 

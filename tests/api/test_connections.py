@@ -9,7 +9,7 @@ from pathlib import Path
 
 from leadscore_core.artifact import write_atomically
 
-from .support import SEED_LEAD, ModelFiles
+from .support import EXAMPLE_LEAD, ModelFiles
 
 TIMEOUT = 1.0
 # Generous bounds: the machine may be busy; what matters is "closed", not "closed at 1.000 s".
@@ -102,7 +102,7 @@ def test_prompt_clients_are_unaffected(
     server = start_server(_env(tmp_path), console_script=True)
     with server.client() as http:
         for _ in range(3):
-            assert http.post("/score", json=SEED_LEAD).status_code == 200
+            assert http.post("/score", json=EXAMPLE_LEAD).status_code == 200
             time.sleep(TIMEOUT / 2)  # within the keep-alive timeout: the same connection
 
 

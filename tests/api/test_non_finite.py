@@ -14,7 +14,7 @@ from leadscore_api.serving import ServedModel
 from leadscore_core.artifact import LoadedModel, ModelFileError, load_model_bytes
 
 from .support import (
-    SEED_LEAD,
+    EXAMPLE_LEAD,
     ModelFiles,
     metric_value,
     running_app,
@@ -92,11 +92,11 @@ def test_a_non_finite_score_is_a_500_and_is_not_recorded(
     with running_app(settings_for()) as client:
         holder = client.app.state.holder
         holder.current = ServedModel(nan_model, holder.current.loaded_at)
-        hot = {**SEED_LEAD, "sessions": 40, "engaged_sessions": 40, "page_views": 400}
+        hot = {**EXAMPLE_LEAD, "sessions": 40, "engaged_sessions": 40, "page_views": 400}
         for request in (
             lambda: client.post("/score", json=hot),
             lambda: client.post("/score?explain=true", json=hot),
-            lambda: client.post("/score/batch", json={"leads": [SEED_LEAD, hot]}),
+            lambda: client.post("/score/batch", json={"leads": [EXAMPLE_LEAD, hot]}),
         ):
             response = request()
             assert response.status_code == 500, response.text

@@ -8,17 +8,17 @@ import pytest
 
 from leadscore_core.features import INPUT_FIELDS
 
-from .support import SEED_LEAD, running_app
+from .support import EXAMPLE_LEAD, running_app
 
 REQUIRED = [field.name for field in INPUT_FIELDS if field.required]
 
 
 def invalid(**changes: Any) -> dict[str, Any]:
-    return {**SEED_LEAD, **changes}
+    return {**EXAMPLE_LEAD, **changes}
 
 
 def without(name: str) -> dict[str, Any]:
-    return {key: value for key, value in SEED_LEAD.items() if key != name}
+    return {key: value for key, value in EXAMPLE_LEAD.items() if key != name}
 
 
 CASES: dict[str, tuple[dict[str, Any], str]] = {
@@ -104,7 +104,7 @@ def test_a_body_that_is_not_a_lead_object_is_422(client, body: bytes) -> None:
 
 
 def test_explain_query_must_be_a_boolean(client) -> None:
-    response = client.post("/score", params={"explain": "maybe"}, json=SEED_LEAD)
+    response = client.post("/score", params={"explain": "maybe"}, json=EXAMPLE_LEAD)
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "explain"
 
@@ -114,7 +114,7 @@ def test_whole_numbers_may_be_written_as_floats(client) -> None:
     as_floats = invalid(sessions=5.0, engaged_sessions=3.0, page_views=12.0, contact_id=7.0)
     response = client.post("/score", json=as_floats)
     assert response.status_code == 200, response.text
-    assert response.json()["score"] == client.post("/score", json=SEED_LEAD).json()["score"]
+    assert response.json()["score"] == client.post("/score", json=EXAMPLE_LEAD).json()["score"]
     assert response.json()["contact_id"] == 7
 
 
@@ -146,7 +146,7 @@ def test_oversized_batch_body_is_413(client) -> None:
 
 
 def test_batch_errors_name_the_index_and_field(client) -> None:
-    leads = [SEED_LEAD] * 20
+    leads = [EXAMPLE_LEAD] * 20
     leads[17] = invalid(sessions=-2, engaged_sessions=0)
     leads[3] = invalid(engaged_sessions=99)
     response = client.post("/score/batch", json={"leads": leads})
@@ -167,7 +167,7 @@ def test_a_batch_of_broken_leads_reports_a_bounded_error_list(client) -> None:
 
 @pytest.mark.parametrize("value", [1, 0, "true", "false", None])
 def test_batch_explain_must_be_a_json_boolean(client, value: Any) -> None:
-    response = client.post("/score/batch", json={"leads": [SEED_LEAD], "explain": value})
+    response = client.post("/score/batch", json={"leads": [EXAMPLE_LEAD], "explain": value})
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["detail"]] == ["explain"]
 
@@ -200,6 +200,6 @@ def test_oversized_bodies_get_the_same_413_declared_or_chunked(
 
 
 def test_batch_rejects_unknown_top_level_fields(client) -> None:
-    response = client.post("/score/batch", json={"leads": [SEED_LEAD], "lead": SEED_LEAD})
+    response = client.post("/score/batch", json={"leads": [EXAMPLE_LEAD], "lead": EXAMPLE_LEAD})
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "lead"

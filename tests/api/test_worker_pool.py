@@ -15,7 +15,7 @@ import pytest
 from leadscore_api import routes
 from leadscore_api.main import create_app
 
-from .support import SEED_LEAD, ModelFiles
+from .support import EXAMPLE_LEAD, ModelFiles
 
 
 class Gate:
@@ -65,17 +65,19 @@ def test_explained_work_is_bounded_and_score_keeps_answering(
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 heavy = [
                     asyncio.create_task(
-                        client.post("/score/batch?explain=true", json={"leads": [SEED_LEAD] * 50})
+                        client.post(
+                            "/score/batch?explain=true", json={"leads": [EXAMPLE_LEAD] * 50}
+                        )
                     )
                     for _ in range(3)
-                ] + [asyncio.create_task(client.post("/score?explain=true", json=SEED_LEAD))]
+                ] + [asyncio.create_task(client.post("/score?explain=true", json=EXAMPLE_LEAD))]
                 deadline = time.monotonic() + 10
                 while gate.started < threads and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(0.2)  # time for any unbounded extra work to start
                 assert gate.started == threads
                 for _ in range(20):  # the event loop is free: plain scores are answered
-                    response = await client.post("/score", json=SEED_LEAD)
+                    response = await client.post("/score", json=EXAMPLE_LEAD)
                     assert response.status_code == 200
                 assert not any(task.done() for task in heavy)
                 gate.release.set()
