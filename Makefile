@@ -57,7 +57,7 @@ test-n8n: install-dev prepare
 	$(BIN)/pytest -m n8n
 
 ## bench: scoring service, batch and pipeline benchmarks (write the results into BENCHMARKS.md)
-bench: install
+bench: install-dev
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	work=$$(mktemp -d) && \
 	  $(BIN)/python benchmarks/bench_api.py --rounds 3 --work-dir "$$work" && \
