@@ -30,7 +30,7 @@ def _freeze_startup_objects() -> None:
     """Move everything alive after start-up (modules, the app, the model) out of the garbage
     collector's generations, once per process.
 
-    Requests suspended mid-flight (scoring queued for the end of the loop's pass) get promoted
+    Requests suspended mid-flight (waiting for their body, or for a worker thread) get promoted
     to the oldest generation, which then fills up every second or two under load; a full
     collection re-examines the ~165,000 start-up objects each time, a 60-90 ms pause of every
     request in flight (p99 at 16 connections: ~70 ms with, ~5 ms without). Frozen, those objects

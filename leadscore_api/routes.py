@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import secrets
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from pydantic import SecretStr
 from pydantic_core import to_json
 
 from leadscore_api.batch import LeadColumns, columnar_batch
-from leadscore_api.coalescing import ScoreCoalescer
 from leadscore_api.metrics import ApiMetrics
 from leadscore_api.parsing import explain_flag, json_body_openapi, parse_body
 from leadscore_api.schemas import (
@@ -93,7 +91,6 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
     guarded = [_api_key_guard(settings.api_key)] if settings.api_key else []
     batch_request = batch_request_model(settings.max_batch)
     problems = _problem_responses(bool(guarded))
-    coalescer = ScoreCoalescer(threshold)
     body_problems = {
         **problems,
         500: {
@@ -135,10 +132,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings
         if explain_flag(request) or lead.explain:
             result = (await in_worker(score_leads, model, [lead], threshold, True))[0]
         else:
-            # Under concurrent load, scored together with the leads read in the same pass.
-            result = coalescer.score(model, lead)
-            if isinstance(result, asyncio.Future):
-                result = await result
+            result = score_leads(model, [lead], threshold, False)[0]
         metrics.scores.observe(model.version, result["score"])
         result["model_version"] = model.version
         return Response(to_json(result), media_type=JSON)
