@@ -94,7 +94,7 @@ MIN_HEAD_TO_HEAD_ROWS = 200
 _ML_SOURCES = [
     REPO_ROOT / "leadscore_assets" / name
     for name in ("training.py", "calibration.py", "evaluation.py", "report.py", "gate.py")
-] + [REPO_ROOT / "leadscore_core" / name for name in ("features.py", "artifact.py")]
+] + [REPO_ROOT / "leadscore_core" / name for name in ("features.py", "artifact.py", "predictor.py")]
 
 
 @asset(
