@@ -14,10 +14,11 @@ a whole row-major float32 matrix (NaN = missing) in one call.
 
 Compiled and XGBoost predictions agree within `TOLERANCE` (tl2cgen adds the trees in another
 order and the base score last, so most differ in the last bits of the float: at most 6.6e-7 on
-the benchmark model's holdout, 7% bit-identical). That is checked on the whole holdout and on rows at every split threshold of
-the model when the library is built, and on the threshold rows again each time the service loads
-it. Any failure (no library for this sha256, not loadable, wrong feature count, one prediction
-off) means XGBoost is used, with a log line saying why: never a wrong score.
+the benchmark model's holdout, 7% bit-identical). That is checked on the whole holdout and on
+rows at every split threshold of the model when the library is built, and on the threshold rows
+again each time the service loads it. Any failure (no library for this sha256, not loadable,
+wrong feature count, one prediction off) means XGBoost is used, with a log line saying why:
+never a wrong score.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ THRESHOLD_ROWS = 4096
 
 # The one function of ours in the library: scores `n_rows` rows of `n_features` float32 values
 # (NaN is missing) into `out`, using the `predict` function and `union Entry` that tl2cgen
-# generates (documented in tl2cgen's "Deploying models" guide). Returns -1 on a feature-count
+# generates (declared in the `header.h` it writes beside them). Returns -1 on a feature-count
 # mismatch, so that a library built for another model cannot read past a row.
 BATCH_SOURCE = r"""
 #include <math.h>
