@@ -26,8 +26,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local_http import LocalHttpServer
 
 BATCH_UPDATE_PATH = "/crm/v3/objects/contacts/batch/update"
 PROPERTIES_PATH = "/crm/v3/properties/contacts"
@@ -100,30 +102,21 @@ class FakeHubSpot:
         self.calls: list[RecordedCall] = []
         self._trouble: deque[Trouble] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalHttpServer | None = None
 
     # --- control -------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._http is not None, "start() the fake first"
+        return self._http.base_url
 
     def start(self) -> FakeHubSpot:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        # A short poll interval: stop() returns within it instead of the default half second.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http = LocalHttpServer(self._handler_class())
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     def trouble(
         self,

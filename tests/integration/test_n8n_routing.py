@@ -71,6 +71,12 @@ IF_TRUE, IF_FALSE = 0, 1
 SCORED, NOT_SCORED = 0, 1  # outputs of the CRM workflow's Switch
 
 
+def node_of_type(workflow: dict[str, Any], node_type: str) -> str:
+    """The name of the workflow's one node of `node_type` (e.g. "webhook")."""
+    (name,) = [n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"]
+    return name
+
+
 @dataclass(frozen=True)
 class WorkflowNodes:
     """The committed workflow's node names, found by type so a rename cannot break the test."""
@@ -85,10 +91,7 @@ class WorkflowNodes:
     @classmethod
     def of(cls, workflow: dict[str, Any]) -> WorkflowNodes:
         def named(node_type: str) -> str:
-            (name,) = [
-                n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"
-            ]
-            return name
+            return node_of_type(workflow, node_type)
 
         return cls(
             named("webhook"),
@@ -117,10 +120,7 @@ class CrmNodes:
     @classmethod
     def of(cls, workflow: dict[str, Any]) -> CrmNodes:
         def named(node_type: str) -> str:
-            (name,) = [
-                n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"
-            ]
-            return name
+            return node_of_type(workflow, node_type)
 
         def target(node: str, output: int) -> str:
             (link,) = workflow["connections"][node]["main"][output]
