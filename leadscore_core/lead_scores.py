@@ -157,9 +157,12 @@ def _iso(value: datetime) -> str:
 
 
 def _contact_id(value: object, row: int) -> str:
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: the ABC check costs more than the rest
+    if kind is str:
         text = value
-    elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
+    elif (kind is int or (kind is not bool and isinstance(value, numbers.Integral))) and (
+        int(value) >= 0
+    ):
         text = str(int(value))
     else:
         raise ValueError(
@@ -188,6 +191,16 @@ def _features_as_of(value: object, row: int) -> str | None:
     if isinstance(value, str):
         return value
     raise ValueError(f"features_as_of at row {row} must be a timestamp or missing, got {value!r}")
+
+
+def _formatted(cache: dict[object, str | None], value: object, row: int) -> str | None:
+    try:
+        return cache[value]
+    except KeyError:
+        cache[value] = formatted = _features_as_of(value, row)
+        return formatted
+    except TypeError:  # not hashable: rejected by _features_as_of, naming the row
+        return _features_as_of(value, row)
 
 
 def _checked_scores(scores: Sequence[float] | np.ndarray, contact_ids: Sequence[object]) -> list:
@@ -231,6 +244,8 @@ def scored_leads(
     labels = score_labels(checked_scores, run.high_threshold)
     tiers = tier_letters(checked_scores, sales_tiers(run.high_threshold))
     scored_at = _iso(run.scored_at)
+    # Open leads mostly share one cut-off: each distinct timestamp is formatted once.
+    formatted_as_of: dict[object, str | None] = {}
     rows = []
     seen: set[str] = set()
     for row, contact_id in enumerate(contact_ids):
@@ -249,7 +264,7 @@ def scored_leads(
                 run.model_version,
                 run.model_sha256,
                 scored_at,
-                _features_as_of(features_as_of[row], row),
+                _formatted(formatted_as_of, features_as_of[row], row),
             )
         )
     return ScoredLeads(run, rows)
