@@ -56,7 +56,7 @@ test-fast: install-dev prepare
 test-n8n: install-dev prepare
 	$(BIN)/pytest -m n8n
 
-## bench: scoring service, batch and pipeline benchmarks (write the results into BENCHMARKS.md)
+## bench: scoring service, batch, pipeline and lead scores snapshot benchmarks (write the results into BENCHMARKS.md)
 bench: install-dev
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	work=$$(mktemp -d) && \
@@ -64,6 +64,7 @@ bench: install-dev
 	  $(BIN)/python benchmarks/bench_batch.py --data-dir "$$work/pipeline-93000" && \
 	  rm -rf "$$work"
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_lead_scores.py
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache

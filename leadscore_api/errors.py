@@ -18,7 +18,7 @@ MAX_REPORTED_ERRORS = 100
 
 def _dotted_field(loc: tuple[str | int, ...]) -> str:
     """`("body", "leads", 17, "sessions")` -> `leads.17.sessions`; the bare body is `body`."""
-    inner = loc[1:] if len(loc) > 1 and loc[0] in ("body", "query", "header") else loc
+    inner = loc[1:] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else loc
     return ".".join(str(part) for part in inner)
 
 

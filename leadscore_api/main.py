@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from leadscore_api.errors import install_error_handlers
+from leadscore_api.lead_scores import build_lead_scores_router
 from leadscore_api.metrics import ApiMetrics, RequestMetricsMiddleware
 from leadscore_api.routes import build_router
 from leadscore_api.server import serve
@@ -75,6 +76,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(build_router(holder, metrics, settings))
+    app.include_router(build_lead_scores_router(settings, metrics))
     return app
 
 

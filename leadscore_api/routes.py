@@ -45,7 +45,7 @@ BATCH_BYTES_PER_LEAD = 1024
 JSON = "application/json"
 
 
-def _api_key_guard(expected: SecretStr) -> DependsParam:
+def api_key_guard(expected: SecretStr) -> DependsParam:
     expected_bytes = expected.get_secret_value().encode()
     header = APIKeyHeader(
         name=API_KEY_HEADER, auto_error=False, description="Required when LEADSCORE_API_KEY is set."
@@ -88,7 +88,7 @@ def _example(value: dict[str, Any]) -> dict[str, Any]:
 def build_router(holder: ModelHolder, metrics: ApiMetrics, settings: ApiSettings) -> APIRouter:
     threshold = settings.high_threshold
     retry_after = {"Retry-After": str(math.ceil(settings.model_poll_seconds))}
-    guarded = [_api_key_guard(settings.api_key)] if settings.api_key else []
+    guarded = [api_key_guard(settings.api_key)] if settings.api_key else []
     batch_request = batch_request_model(settings.max_batch)
     problems = _problem_responses(bool(guarded))
     body_problems = {

@@ -14,6 +14,8 @@ class ApiSettings(DataDirSettings):
 
     # Defaults to the pipeline's publish location, `$LEADSCORE_DATA_DIR/models/...`.
     model_path: Path | None = None
+    # The lead scores snapshot, by default published beside the model.
+    lead_scores_path: Path | None = None
     high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, ge=0.0, le=1.0)
     # Unset (or blank) means the scoring routes are open.
     api_key: SecretStr | None = None
@@ -36,12 +38,19 @@ class ApiSettings(DataDirSettings):
         return value
 
     @model_validator(mode="after")
-    def _resolve_model_path(self) -> ApiSettings:
-        path = self.model_path or self.published_model_path
-        self.model_path = path.expanduser().resolve()
+    def _resolve_published_paths(self) -> ApiSettings:
+        self.model_path = (self.model_path or self.published_model_path).expanduser().resolve()
+        self.lead_scores_path = (
+            (self.lead_scores_path or self.published_lead_scores_path).expanduser().resolve()
+        )
         return self
 
     @property
     def served_model_path(self) -> Path:
-        assert self.model_path is not None  # filled in by _resolve_model_path
+        assert self.model_path is not None  # filled in by _resolve_published_paths
         return self.model_path
+
+    @property
+    def served_lead_scores_path(self) -> Path:
+        assert self.lead_scores_path is not None  # filled in by _resolve_published_paths
+        return self.lead_scores_path

@@ -6,6 +6,7 @@ leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
 leadscore synthetic-report --leads N   the generator's true conversion model, measured
 leadscore compare-feature-sets         the seed's four features against the default set,
                                        on the current features CSV, both holdouts
+leadscore crm create-properties | sync HubSpot write-back (leadscore_assets/crm/commands.py)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+
+from leadscore_assets.crm.commands import add_crm_commands
 
 console = Console()
 
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "--calibration", default="auto", choices=["auto", "isotonic", "platt", "none"]
     )
     compare.set_defaults(handler=_compare_feature_sets)
+    add_crm_commands(commands)
     args = parser.parse_args(argv)
     args.handler(args)
 

@@ -14,6 +14,7 @@ def test_the_model_defaults_to_the_pipelines_publish_location(monkeypatch, tmp_p
     monkeypatch.setenv("LEADSCORE_DATA_DIR", str(tmp_path))
     settings = ApiSettings()
     assert settings.served_model_path == tmp_path / "models" / "lead_scoring_model.json"
+    assert settings.served_lead_scores_path == tmp_path / "models" / "lead_scores.sqlite"
     assert (settings.high_threshold, settings.model_poll_seconds, settings.max_batch) == (
         0.8,
         1.0,
@@ -25,6 +26,7 @@ def test_the_model_defaults_to_the_pipelines_publish_location(monkeypatch, tmp_p
 def test_every_setting_is_read_from_the_environment(monkeypatch, tmp_path: Path) -> None:
     for name, value in {
         "MODEL_PATH": str(tmp_path / "elsewhere.json"),
+        "LEAD_SCORES_PATH": str(tmp_path / "scores" / "latest.sqlite"),
         "HIGH_THRESHOLD": "0.65",
         "MODEL_POLL_SECONDS": "0.5",
         "MAX_BATCH": "250",
@@ -36,6 +38,7 @@ def test_every_setting_is_read_from_the_environment(monkeypatch, tmp_path: Path)
         monkeypatch.setenv(f"LEADSCORE_{name}", value)
     settings = ApiSettings()
     assert settings.served_model_path == tmp_path / "elsewhere.json"
+    assert settings.served_lead_scores_path == tmp_path / "scores" / "latest.sqlite"
     assert (settings.high_threshold, settings.model_poll_seconds, settings.max_batch) == (
         0.65,
         0.5,
