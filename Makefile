@@ -62,14 +62,15 @@ test-fast: install-dev prepare
 test-n8n: install-dev prepare
 	$(BIN)/pytest -m n8n
 
-## bench: scoring service, batch and pipeline benchmarks (write the results into BENCHMARKS.md)
-bench: install
+## bench: scoring service, batch, pipeline and lead scores snapshot benchmarks (write the results into BENCHMARKS.md)
+bench: install-dev
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	work=$$(mktemp -d) && \
 	  $(BIN)/python benchmarks/bench_api.py --rounds 3 --work-dir "$$work" && \
 	  $(BIN)/python benchmarks/bench_batch.py --data-dir "$$work/pipeline-93000" && \
 	  rm -rf "$$work"
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_lead_scores.py
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache

@@ -11,8 +11,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,11 @@ from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# One process manager for tests and benchmarks: the tests' (tests/integration/processes.py).
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from integration.processes import ManagedProcess, free_port, wait_until  # noqa: E402
+
+__all__ = ["free_port"]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 RESULTS_DIR = BENCH_DIR / "results"
 BIN = Path(sys.executable).parent
@@ -226,14 +229,9 @@ class TreeMemorySampler:
 # --- child processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Service:
-    """A server process in its own process group; `stop()` ends the whole group."""
+class Service(ManagedProcess):
+    """A server process (the tests' ManagedProcess: own process group, log file, a stop that
+    leaves nothing), plus what the benchmarks measure: readiness and the CPU of its tree."""
 
     def __init__(
         self,
@@ -243,51 +241,23 @@ class Service:
         log_path: Path,
         cwd: Path = REPO_ROOT,
     ) -> None:
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                list(command),
-                env=dict(env),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        super().__init__(name, command, env=env, log_path=log_path, cwd=cwd)
 
     def wait_ready(self, url: str, timeout: float = 120.0) -> None:
         import urllib.error
         import urllib.request
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early; log: {self.log_path}")
+        def ready() -> bool | None:
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    return True if response.status == 200 else None
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.25)
-        raise TimeoutError(f"{self.name} not ready at {url} after {timeout:.0f} s: {self.log_path}")
+                return None
+
+        wait_until(ready, timeout=timeout, what=f"{self.name} at {url}", still_running=self)
 
     def process_tree(self) -> list[int]:
         return [self.process.pid, *descendants(self.process.pid)]
-
-    def stop(self) -> None:
-        if self.process.poll() is None or descendants(self.process.pid):
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=15)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,12 +13,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from leadscore_api.errors import install_error_handlers
+from leadscore_api.lead_scores import build_lead_scores_router
 from leadscore_api.metrics import ApiMetrics, RequestMetricsMiddleware
 from leadscore_api.routes import build_router
+from leadscore_api.server import serve
 from leadscore_api.serving import ModelHolder
 from leadscore_api.settings import ApiSettings
 
@@ -29,7 +31,7 @@ def _freeze_startup_objects() -> None:
     """Move everything alive after start-up (modules, the app, the model) out of the garbage
     collector's generations, once per process.
 
-    Requests suspended mid-flight (scoring queued for the end of the loop's pass) get promoted
+    Requests suspended mid-flight (waiting for their body, or for a worker thread) get promoted
     to the oldest generation, which then fills up every second or two under load; a full
     collection re-examines the ~165,000 start-up objects each time, a 60-90 ms pause of every
     request in flight (p99 at 16 connections: ~70 ms with, ~5 ms without). Frozen, those objects
@@ -63,7 +65,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package's own copy, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="leadscore",
         summary="Probability that a website visitor becomes a closed-won deal.",
         version="1",
@@ -73,6 +76,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(build_router(holder, metrics, settings))
+    app.include_router(build_lead_scores_router(settings, metrics))
     return app
 
 
@@ -84,8 +88,18 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (uvicorn's log)"
+    )
     args = parser.parse_args(argv)
     # uvicorn configures only its own loggers; this shows the model loads and rejections too.
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
-    # One worker: the model lives in this process, and its poller keeps it current.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    settings = ApiSettings()
+    serve(
+        create_app(settings),
+        settings,
+        args.host,
+        args.port,
+        args.log_level,
+        access_log=not args.no_access_log,
+    )

@@ -37,6 +37,8 @@ def parse_body(model: type[Model], raw_body: bytes) -> Model:
 
 
 def explain_flag(request: Request) -> bool:
+    if not request.scope["query_string"]:
+        return False  # the usual case, without parsing a query string
     raw = request.query_params.get("explain")
     if raw is None:
         return False

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from leadscore_core.features import FALLBACK_CHANNEL, INPUT_FIELDS, InputField
+from leadscore_core.features import EXAMPLE_LEAD, FALLBACK_CHANNEL, INPUT_FIELDS, InputField
 from leadscore_core.metadata import ModelMetadata
 
 MAX_CATEGORY_LENGTH = 100
@@ -31,7 +31,12 @@ MAX_CATEGORY_LENGTH = 100
 # else is a bug upstream that must not be silently scored.
 AT_MOST: dict[str, str] = {f.name: f.at_most for f in INPUT_FIELDS if f.at_most is not None}
 
-Email = Annotated[str, Field(strict=True, max_length=320, description="Echoed in the response.")]
+EMAIL_MAX_LENGTH = 320
+CONTACT_ID_MAX_LENGTH = 128
+CONTACT_ID_MAX = 2**53  # the largest integer JSON numbers carry exactly
+Email = Annotated[
+    str, Field(strict=True, max_length=EMAIL_MAX_LENGTH, description="Echoed in the response.")
+]
 
 
 def _json_number(value: Any) -> Any:
@@ -58,7 +63,8 @@ def _one_identifier_error(value: Any, validate: ValidatorFunctionWrapHandler) ->
 
 
 ContactId = Annotated[
-    Annotated[str, Field(strict=True, min_length=1, max_length=128)] | _whole_number(0, 2**53),
+    Annotated[str, Field(strict=True, min_length=1, max_length=CONTACT_ID_MAX_LENGTH)]
+    | _whole_number(0, CONTACT_ID_MAX),
     WrapValidator(_one_identifier_error),
     Field(description="Echoed in the response."),
 ]
@@ -124,28 +130,59 @@ Lead = create_model(
 )
 INPUT_NAMES: tuple[str, ...] = tuple(field.name for field in INPUT_FIELDS)
 
-SEED_EXAMPLE = {
-    "sessions": 5,
-    "engaged_sessions": 3,
-    "page_views": 12,
-    "channel": "Paid Search",
-    "is_first_visit": False,
-}
-
 
 class ScoreRequest(Lead):
-    model_config = ConfigDict(json_schema_extra={"examples": [SEED_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_LEAD]})
 
-    explain: bool = Field(False, description="Add `reasons` (same as `?explain=true`).")
+    # JSON booleans only: lax parsing would take 1 or "true" (the query parameter is lax, as
+    # query strings have no types).
+    explain: bool = Field(
+        False, strict=True, description="Add `reasons` (same as `?explain=true`)."
+    )
+
+
+BATCH_EXAMPLE = {
+    "leads": [
+        {**EXAMPLE_LEAD, "contact_id": 1},
+        {
+            "sessions": 1,
+            "engaged_sessions": 0,
+            "page_views": 1,
+            "channel": "TikTok",
+            "is_first_visit": True,
+            "contact_id": 2,
+        },
+    ]
+}
+SCORE_RESPONSE_EXAMPLE = {"score": 0.0281, "label": "low", "model_version": "lead_scoring/3"}
+BATCH_RESPONSE_EXAMPLE = {
+    "model_version": "lead_scoring/3",
+    "results": [
+        {"score": 0.0281, "label": "low", "contact_id": 1},
+        {"score": 0.0074, "label": "low", "contact_id": 2},
+    ],
+}
+VALIDATION_PROBLEM_EXAMPLE = {
+    "detail": [
+        {
+            "field": "engaged_sessions",
+            "loc": ["body", "engaged_sessions"],
+            "msg": "engaged_sessions (3) must not exceed sessions (2)",
+            "type": "not_more_than",
+        }
+    ],
+    "error_count": 1,
+}
+NOT_READY_EXAMPLE = {"detail": "no model published yet: waiting for the pipeline to publish one"}
 
 
 def batch_request_model(max_batch: int) -> type[BaseModel]:
     """The batch body; its size limit is a setting, so the model is built per app."""
     return create_model(
         "BatchRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [BATCH_EXAMPLE]}),
         leads=(list[Lead], Field(min_length=1, max_length=max_batch)),
-        explain=(bool, Field(False, description="Add `reasons` to every result.")),
+        explain=(bool, Field(False, strict=True, description="Add `reasons` to every result.")),
     )
 
 
@@ -189,6 +226,10 @@ class ModelInfo(ModelMetadata):
 class ReadyResponse(BaseModel):
     status: Literal["ready"]
     model_version: str
+    predictor: Literal["compiled", "xgboost"] = Field(
+        description="`compiled`: the model's C predictor built at publish time; `xgboost`: the "
+        "fallback (none was published for this file, or it did not agree with XGBoost)."
+    )
     last_reload_error: str | None = Field(
         None, description="Why the newest model file was rejected, if it was; the previous serves."
     )

@@ -1,23 +1,22 @@
 """From validated leads to scores and reasons: one matrix and one predict call per request.
 
-The matrix is built by the shared `feature_matrix` (through `LoadedModel`), the same function
-training used, so the service cannot derive a feature differently from the pipeline.
+The matrix is built from the shared feature definitions (`feature_matrix`, or `feature_row` for a
+single lead, which gives the same numbers), the same ones training used, so the service cannot
+derive a feature differently from the pipeline. Reasons come from `leadscore_core.explain`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from leadscore_api.batch import LeadColumns
 from leadscore_api.schemas import INPUT_NAMES
 from leadscore_core.artifact import LoadedModel
-from leadscore_core.features import INPUT_FIELDS_BY_NAME, Feature
-
-TOP_REASONS = 3
+from leadscore_core.explain import reasons
 
 
 def input_columns(leads: Sequence[BaseModel]) -> dict[str, list[Any]]:
@@ -29,63 +28,40 @@ def score_leads(
     model: LoadedModel, leads: Sequence[BaseModel], threshold: float, explain: bool
 ) -> list[dict[str, Any]]:
     """One result per lead, in order: score, label, echoed identifiers and optional reasons."""
-    matrix = model.matrix(input_columns(leads))
-    # The one-row path skips XGBoost's per-call setup; both give identical numbers.
-    scores = (
-        [model.predict_row(matrix)] if len(leads) == 1 else model.predict_matrix(matrix).tolist()
-    )
+    if len(leads) != 1:
+        return score_columns(model, LeadColumns.of(list(leads)), threshold, explain)[0]
+    lead: Any = leads[0]
+    row = model.row({name: getattr(lead, name) for name in INPUT_NAMES})
+    score = model.predict_one(row)
+    result: dict[str, Any] = {"score": score, "label": "high" if score > threshold else "low"}
+    if lead.email is not None:
+        result["email"] = lead.email
+    if lead.contact_id is not None:
+        result["contact_id"] = lead.contact_id
+    if explain:
+        sent = {name: [getattr(lead, name)] for name in model.categories}
+        result["reasons"] = reasons(model, np.array([row], dtype=np.float32), sent)[0]
+    return [result]
+
+
+def score_columns(
+    model: LoadedModel, leads: LeadColumns, threshold: float, explain: bool
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Results for columnar leads (in order) and their scores as an array, for the metrics."""
+    matrix = model.matrix(leads.inputs)
+    scores = model.predict_matrix(matrix)
     results: list[dict[str, Any]] = []
-    for lead, score in zip(leads, scores, strict=True):
+    for score, email, contact_id in zip(
+        scores.tolist(), leads.emails, leads.contact_ids, strict=True
+    ):
         result: dict[str, Any] = {"score": score, "label": "high" if score > threshold else "low"}
-        if lead.email is not None:
-            result["email"] = lead.email
-        if lead.contact_id is not None:
-            result["contact_id"] = lead.contact_id
+        if email is not None:
+            result["email"] = email
+        if contact_id is not None:
+            result["contact_id"] = contact_id
         results.append(result)
     if explain:
-        for result, reasons in zip(results, explain_rows(model, matrix, leads), strict=True):
-            result["reasons"] = reasons
-    return results
-
-
-def explain_rows(
-    model: LoadedModel, matrix: np.ndarray, leads: Sequence[BaseModel]
-) -> list[list[dict[str, Any]]]:
-    """The TOP_REASONS features with the largest exact tree-SHAP contribution, per row."""
-    contributions = model.contributions(matrix)[:, :-1]  # the last column is the bias
-    strongest = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
-    return [
-        [
-            _reason(model, model.features[j], float(matrix[i, j]), float(contributions[i, j]), lead)
-            for j in strongest[i]
-            if contributions[i, j] != 0
-        ]
-        for i, lead in enumerate(leads)
-    ]
-
-
-def _reason(
-    model: LoadedModel, feature: Feature, value: float, contribution: float, lead: BaseModel
-) -> dict[str, Any]:
-    shown: float | str | bool | None
-    if math.isnan(value):
-        shown, words = None, "unknown"
-    elif feature.kind == "categorical":
-        shown = words = model.categories[feature.name][int(value)]
-        sent = getattr(lead, feature.name)
-        if sent != shown:
-            words = f"{shown} (sent as {sent!r})"
-    elif feature.name in INPUT_FIELDS_BY_NAME and INPUT_FIELDS_BY_NAME[feature.name].kind == "bool":
-        shown = bool(value)
-        words = "yes" if shown else "no"
-    else:
-        shown = int(value) if value.is_integer() else round(value, 2)
-        words = str(shown)
-    direction = "raises" if contribution > 0 else "lowers"
-    label = feature.label[:1].upper() + feature.label[1:]
-    return {
-        "feature": feature.name,
-        "value": shown,
-        "contribution": contribution,
-        "text": f"{label}: {words} — {direction} the score",
-    }
+        sent = {name: leads.inputs[name] for name in model.categories}
+        for result, lead_reasons in zip(results, reasons(model, matrix, sent), strict=True):
+            result["reasons"] = lead_reasons
+    return results, scores

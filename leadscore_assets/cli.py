@@ -8,6 +8,7 @@ leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
 leadscore synthetic-report --leads N   the generator's true conversion model, measured
 leadscore compare-feature-sets         the seed's four features against the default set,
                                        on the current features CSV, both holdouts
+leadscore crm create-properties | sync HubSpot write-back (leadscore_assets/crm/commands.py)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from leadscore_assets.crm.commands import add_crm_commands
 from leadscore_assets.settings import CALIBRATION_CHOICES
 
 console = Console()
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     compare.add_argument("--calibration", default="auto", choices=list(CALIBRATION_CHOICES))
     compare.set_defaults(handler=_compare_feature_sets)
+    add_crm_commands(commands)
     args = parser.parse_args(argv)
     args.handler(args)
 

@@ -8,13 +8,13 @@ scoring service relies on, so a bad file is rejected before it can serve a singl
 
 from __future__ import annotations
 
-import ctypes
+import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +30,20 @@ from leadscore_core.features import (
     INPUT_FIELDS,
     Feature,
     feature_matrix,
+    feature_values,
     features_for,
     xgboost_feature_type,
 )
 from leadscore_core.metadata import SCHEMA_VERSION, ModelMetadata
+from leadscore_core.predictor import (
+    CompiledPredictor,
+    Predictor,
+    XGBoostPredictor,
+    compiled_predictor_path,
+    load_verified,
+)
+
+log = logging.getLogger(__name__)
 
 METADATA_ATTRIBUTE = "leadscore_metadata"
 
@@ -42,72 +52,8 @@ class ModelFileError(ValueError):
     """The file is not a model this code can serve; the message says why."""
 
 
-# Scoring without `Booster.inplace_predict`'s wrapper. It builds a new proxy DMatrix per call,
-# and creating one makes XGBoost re-read the cgroup CPU quota files (about ten syscalls); with the
-# rest of its Python wrapper that is ~0.15 ms per call, more than the prediction of a small batch.
-# Calling the same C entry point (with the same configuration) through a proxy reused per thread
-# gives identical predictions. What remains is XGBoost's own per-call setup (~45 us for one row
-# of the 100-tree model, most of it compiling the `device` regexes and walking every tree for
-# its depth; see BENCHMARKS.md). Relies on xgboost internals, hence the pinned minor version.
-_PREDICT_VALUES_CONFIG = json.dumps(
-    {
-        "type": 0,
-        "training": False,
-        "iteration_begin": 0,
-        "iteration_end": 0,
-        "missing": math.nan,
-        "strict_shape": False,
-        "cache_id": 0,
-    }
-).encode()
-
-
-class _PredictState(threading.local):
-    """Per thread: the proxy the C call points at the caller's rows, and its output arguments."""
-
-    def __init__(self) -> None:
-        self.proxy = xgb.core._ProxyDMatrix()
-        self.shape = ctypes.POINTER(xgb.core.c_bst_ulong)()
-        self.dims = xgb.core.c_bst_ulong()
-        self.predictions = ctypes.POINTER(ctypes.c_float)()
-        self.arguments = (
-            self.proxy.handle,
-            ctypes.byref(self.shape),
-            ctypes.byref(self.dims),
-            ctypes.byref(self.predictions),
-        )
-
-
-_predict_state = _PredictState()
-
-
-def _predict_dense(booster: xgb.Booster, matrix: np.ndarray) -> ctypes._Pointer:
-    """Raw probabilities of a C-contiguous float32 matrix (rows x features); the result points
-    into XGBoost's buffer for this thread and is valid until its next prediction."""
-    rows, columns = matrix.shape
-    interface = (
-        f'{{"data":[{matrix.ctypes.data},true],"shape":[{rows},{columns}],'
-        f'"typestr":"<f4","version":3}}'
-    ).encode()
-    state = _predict_state
-    xgb.core._check_call(
-        xgb.core._LIB.XGBoosterPredictFromDense(
-            booster.handle, interface, _PREDICT_VALUES_CONFIG, *state.arguments
-        )
-    )
-    return state.predictions
-
-
-def _predict_one_row(booster: xgb.Booster, row: np.ndarray) -> float:
-    return float(_predict_dense(booster, row)[0])
-
-
-def _predict_rows(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Raw probabilities as float32, one per row (what `inplace_predict` returns)."""
-    if matrix.shape[0] == 0:
-        return np.empty(0, dtype=np.float32)
-    predictions = _predict_dense(booster, matrix)
-    return np.ctypeslib.as_array(predictions, shape=(matrix.shape[0],)).copy()
+class NonFiniteScoreError(RuntimeError):
+    """A loaded model produced a score that is not a probability: a bug, never served."""
 
 
 def _prepared_calibration(calibration: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -141,7 +87,13 @@ def apply_calibration(probabilities: np.ndarray, calibration: Mapping[str, Any])
     raise ModelFileError(f"unknown calibration method {method!r}")
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _validate_calibration(calibration: Mapping[str, Any]) -> None:
+    """Every value the transform uses is checked, not just a probe row: a NaN point above the
+    probe's raw score would otherwise pass and turn every higher score into NaN."""
     method = calibration.get("method")
     if method not in CALIBRATION_METHODS:
         raise ModelFileError(
@@ -153,17 +105,28 @@ def _validate_calibration(calibration: Mapping[str, Any]) -> None:
             raise ModelFileError(
                 "isotonic calibration needs equally long lists x and y (>= 2 points)"
             )
+        if not all(_finite_number(v) for v in (*x, *y)):
+            raise ModelFileError("isotonic calibration points must be finite numbers")
+        if not all(0 <= v <= 1 for v in (*x, *y)):
+            raise ModelFileError("isotonic calibration points must be probabilities in [0, 1]")
         if any(b < a for a, b in zip(x, x[1:], strict=False)) or any(
             b < a for a, b in zip(y, y[1:], strict=False)
         ):
             raise ModelFileError("isotonic calibration points must be non-decreasing")
-        if not all(isinstance(v, int | float) and 0 <= v <= 1 for v in y):
-            raise ModelFileError("isotonic calibration values must be probabilities in [0, 1]")
-    if method == "platt" and not all(
-        isinstance(calibration.get(k), int | float) and math.isfinite(calibration[k])
-        for k in ("a", "b")
-    ):
+    if method == "platt" and not all(_finite_number(calibration.get(k)) for k in ("a", "b")):
         raise ModelFileError("platt calibration needs finite numbers a and b")
+
+
+def _served(scores: np.ndarray, model_version: str) -> np.ndarray:
+    """The scores, if every one is a probability; a NaN (or anything outside [0, 1]) is never
+    handed to a caller, whatever produced it."""
+    valid = (scores >= 0) & (scores <= 1)  # False for NaN
+    if not valid.all():
+        raise NonFiniteScoreError(
+            f"model {model_version} produced a non-finite score (or one outside [0, 1]) for "
+            f"{int((~valid).sum())} of {len(scores)} lead(s); no score was served"
+        )
+    return scores
 
 
 @dataclass(frozen=True)
@@ -175,10 +138,14 @@ class LoadedModel:
     features: tuple[Feature, ...]
     categories: Mapping[str, tuple[str, ...]]
     file_sha256: str
+    # XGBoost unless a verified compiled predictor was found for this file (`load_model_bytes`).
+    predictor: Predictor = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     calibration: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", _prepared_calibration(self.metadata["calibration"]))
+        if self.predictor is None:
+            object.__setattr__(self, "predictor", XGBoostPredictor(self.booster))
 
     @property
     def version(self) -> str:
@@ -191,19 +158,36 @@ class LoadedModel:
     def matrix(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         return feature_matrix(columns, self.features, self.categories)
 
-    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Served probability for each row of a model matrix."""
-        rows = self._checked(matrix)
-        raw = _predict_rows(self.booster, rows)
+    def row(self, values: Mapping[str, object]) -> list[float]:
+        """One lead's model row as Python floats; the same numbers as `matrix` gives for it."""
+        return feature_values(values, self.features, self.categories)
+
+    @property
+    def category_counts(self) -> dict[int, int]:
+        """Model column -> number of categories, for each categorical feature."""
+        return {
+            j: len(self.categories[f.name])
+            for j, f in enumerate(self.features)
+            if f.kind == "categorical"
+        }
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
         return apply_calibration(np.asarray(raw, dtype=np.float64), self.calibration)
 
-    def predict_row(self, matrix: np.ndarray) -> float:
-        """Served probability for a one-row matrix; the same numbers as `predict_matrix`."""
-        row = self._checked(matrix)
-        if row.shape[0] != 1:
-            raise ValueError(f"expected a 1 x {len(self.features)} matrix, got {row.shape}")
-        raw = _predict_one_row(self.booster, row)
-        return float(apply_calibration(np.array([raw]), self.calibration)[0])
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Served probability for each row of a model matrix."""
+        raw = self.predictor.predict(self._checked(matrix))
+        return _served(self.calibrate(raw), self.version)
+
+    def predict_one(self, values: list[float]) -> float:
+        """Served probability for one row given as Python floats (`feature_values`): what
+        `predict_matrix` gives for it, without the array work a single row does not need."""
+        raw = self.predictor.predict_one(values)
+        if self.calibration["method"] != "none":
+            raw = float(self.calibrate(np.array([raw], dtype=np.float32))[0])
+        if not 0.0 <= raw <= 1.0:  # False for NaN
+            _served(np.array([raw]), self.version)  # raises, with the usual message
+        return raw
 
     def _checked(self, matrix: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -292,9 +276,10 @@ def _validated(booster: xgb.Booster, metadata: ModelMetadata, file_sha256: str) 
             categories[feature.name] = tuple(values)
     _validate_calibration(metadata.calibration)
     model = LoadedModel(booster, metadata, features, categories, file_sha256)
-    probe = model.predict_proba(_probe_row(features, categories))
-    if not np.all(np.isfinite(probe)) or not np.all((probe >= 0) & (probe <= 1)):
-        raise ModelFileError("model does not produce probabilities in [0, 1]")
+    try:
+        model.predict_proba(_probe_row(features, categories))
+    except NonFiniteScoreError:
+        raise ModelFileError("model does not produce probabilities in [0, 1]") from None
     return model
 
 
@@ -305,8 +290,13 @@ def _probe_row(features: Sequence[Feature], categories: Mapping[str, Sequence[st
     return columns
 
 
-def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
-    """Parse and validate a published model; raises ModelFileError saying what is wrong."""
+def load_model_bytes(raw: bytes, nthread: int = 1, compiled_dir: Path | None = None) -> LoadedModel:
+    """Parse and validate a published model; raises ModelFileError saying what is wrong.
+
+    With `compiled_dir`, the compiled predictor published there for this file's sha256 is used
+    if it exists and agrees with XGBoost (see leadscore_core/predictor.py); otherwise XGBoost
+    predicts, and the log says why.
+    """
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -317,15 +307,43 @@ def load_model_bytes(raw: bytes, nthread: int = 1) -> LoadedModel:
     if METADATA_ATTRIBUTE not in attributes:
         raise ModelFileError(f"no {METADATA_ATTRIBUTE!r} attribute: not a leadscore model")
     try:
-        document = json.loads(attributes[METADATA_ATTRIBUTE])
+        stored_metadata = json.loads(attributes[METADATA_ATTRIBUTE])
         booster = xgb.Booster(params={"nthread": nthread}, model_file=bytearray(raw))
     except (json.JSONDecodeError, xgb.core.XGBoostError) as exc:
         raise ModelFileError(f"unreadable model: {exc}") from None
-    return _validated(booster, _parsed(document), hashlib.sha256(raw).hexdigest())
+    model = _validated(booster, _parsed(stored_metadata), hashlib.sha256(raw).hexdigest())
+    if compiled_dir is None:
+        return model
+    return _with_compiled_predictor(model, document, Path(compiled_dir))
 
 
-def load_model(path: str | os.PathLike[str], nthread: int = 1) -> LoadedModel:
-    return load_model_bytes(Path(path).read_bytes(), nthread=nthread)
+def _with_compiled_predictor(
+    model: LoadedModel, document: Mapping[str, Any], directory: Path
+) -> LoadedModel:
+    path = compiled_predictor_path(directory, model.file_sha256)
+    if not path.exists():
+        log.info("no compiled predictor %s for model %s: using XGBoost", path.name, model.version)
+        return model
+    try:
+        compiled: CompiledPredictor = load_verified(
+            path,
+            model.predictor,
+            document,
+            model.category_counts,
+            len(model.features),
+            model.calibrate,
+        )
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("compiled predictor %s not used, XGBoost predicts instead: %s", path, exc)
+        return model
+    log.info("model %s predicts with the compiled predictor %s", model.version, path.name)
+    return dataclasses.replace(model, predictor=compiled)
+
+
+def load_model(
+    path: str | os.PathLike[str], nthread: int = 1, compiled_dir: Path | None = None
+) -> LoadedModel:
+    return load_model_bytes(Path(path).read_bytes(), nthread=nthread, compiled_dir=compiled_dir)
 
 
 def model_bytes(booster: xgb.Booster, metadata: ModelMetadata | Mapping[str, Any]) -> bytes:

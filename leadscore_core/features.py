@@ -9,10 +9,11 @@ is what keeps the API's scores identical to the pipeline's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,7 +54,8 @@ class Feature:
     kind: Literal["numeric", "categorical"]
     inputs: tuple[str, ...]
     label: str  # how a sales rep reads it in an explanation
-    compute: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
+    # Written once for both: numpy columns (`feature_matrix`) and Python floats (`feature_row`).
+    compute: Callable[[Mapping[str, Any]], Any] | None = None
 
 
 INPUT_FIELDS: tuple[InputField, ...] = (
@@ -105,15 +107,28 @@ INPUT_FIELDS: tuple[InputField, ...] = (
 )
 INPUT_FIELDS_BY_NAME: dict[str, InputField] = {f.name: f for f in INPUT_FIELDS}
 
+# The project's example lead (the required inputs only): the API schema's example, the body the
+# benchmarks send and the lead the tests score. Copy it before changing anything.
+EXAMPLE_LEAD: dict[str, object] = {
+    "sessions": 5,
+    "engaged_sessions": 3,
+    "page_views": 12,
+    "channel": "Paid Search",
+    "is_first_visit": False,
+}
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
     """Per-session averages; undefined (missing) when there are no sessions.
 
-    Dividing by NaN where the denominator is not positive gives NaN there, without a warning and
-    with the same values as `np.divide(..., out=<NaNs>, where=denominator > 0)`, in 2.0 instead
-    of 2.7 us for the one row the scoring service builds per request.
+    Vectorised for `feature_matrix`: dividing by NaN where the denominator is not positive gives
+    NaN there, without a warning and with the same values as `np.divide(..., out=<NaNs>,
+    where=denominator > 0)`. For `feature_row`, the same rule on Python floats (IEEE double
+    division both ways, so both give identical values).
     """
-    return numerator / np.where(denominator > 0, denominator, np.nan)
+    if isinstance(denominator, np.ndarray):
+        return numerator / np.where(denominator > 0, denominator, np.nan)
+    return numerator / denominator if denominator > 0 else math.nan
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -238,3 +253,38 @@ def feature_matrix(
         else:
             matrix[:, j] = numeric[feature.name]
     return matrix
+
+
+def feature_values(
+    values: Mapping[str, object],
+    features: Sequence[Feature],
+    categories: Mapping[str, Sequence[str]],
+) -> list[float]:
+    """One lead's model row as Python floats, from its input values: the same numbers as
+    `feature_matrix` gives for that lead once stored as float32 (the same `compute`, on Python
+    floats), in about a microsecond instead of a dozen, which matters for the scoring service's
+    single lead."""
+    numeric: dict[str, float] = {}
+    for field in INPUT_FIELDS:
+        if field.kind != "category":
+            value = values.get(field.name)
+            numeric[field.name] = math.nan if value is None else float(value)  # type: ignore[arg-type]
+    row = []
+    for feature in features:
+        if feature.kind == "categorical":
+            index, fallback = _category_codes(tuple(categories[feature.name]))
+            row.append(index.get(values[feature.name], fallback))  # type: ignore[call-overload]
+        elif feature.compute is not None:
+            row.append(feature.compute(numeric))
+        else:
+            row.append(numeric[feature.name])
+    return row
+
+
+def feature_row(
+    values: Mapping[str, object],
+    features: Sequence[Feature],
+    categories: Mapping[str, Sequence[str]],
+) -> np.ndarray:
+    """`feature_values` as a 1 x features float32 matrix."""
+    return np.array([feature_values(values, features, categories)], dtype=np.float32)

@@ -8,6 +8,8 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLISHED_MODEL_RELATIVE_PATH = Path("models") / "lead_scoring_model.json"
+# Every open lead's score, published beside the model (see leadscore_core/lead_scores.py).
+PUBLISHED_LEAD_SCORES_RELATIVE_PATH = Path("models") / "lead_scores.sqlite"
 # Above this score a lead is "high": the API's label, the pipeline's routing metrics and tiers.
 DEFAULT_HIGH_THRESHOLD = 0.8
 
@@ -35,3 +37,7 @@ class DataDirSettings(BaseSettings):
     @property
     def published_model_path(self) -> Path:
         return self.data_dir / PUBLISHED_MODEL_RELATIVE_PATH
+
+    @property
+    def published_lead_scores_path(self) -> Path:
+        return self.data_dir / PUBLISHED_LEAD_SCORES_RELATIVE_PATH

@@ -19,6 +19,7 @@ from pipeline_runner import new_pipeline, training_run_config
 from leadscore_assets.demo.files import write_landing
 from leadscore_assets.demo.generator import generate
 from leadscore_assets.settings import REGISTERED_MODEL_NAME
+from leadscore_core.features import EXAMPLE_LEAD
 
 pytestmark = pytest.mark.slow
 
@@ -199,13 +200,7 @@ def test_new_landing_batch_trains_a_new_champion_that_the_api_serves(pipeline, r
     assert model["training_data"]["rows"] == 2 * settings.synthetic_leads
     scored = httpx.post(
         f"{running_api}/score",
-        json={
-            "sessions": 5,
-            "engaged_sessions": 3,
-            "page_views": 12,
-            "channel": "Paid Search",
-            "is_first_visit": False,
-        },
+        json=EXAMPLE_LEAD,
         timeout=5,
     ).json()
     assert scored["model_version"] == expected

@@ -1,6 +1,6 @@
-"""The committed n8n workflow, its scripts and the pinned n8n install, checked without n8n.
+"""The committed n8n workflows, their scripts and the pinned n8n install, checked without n8n.
 
-tests/integration/test_n8n_routing.py proves the workflow in a running n8n; these fast checks
+tests/integration/test_n8n_routing.py proves the workflows in a running n8n; these fast checks
 pin what that run cannot see (every API input is forwarded, no secret in the JSON, exact pins,
 registry-only lockfile) and cover the scripts' refusals.
 """
@@ -18,6 +18,7 @@ import pytest
 
 from leadscore_api.settings import ApiSettings
 from leadscore_core.features import ID_COLUMNS, INPUT_FIELDS
+from leadscore_core.tiers import HIGH_LABEL
 
 AUTOMATION_DIR = Path(__file__).resolve().parents[1] / "automation"
 WORKFLOW = json.loads((AUTOMATION_DIR / "n8n_workflow.json").read_text(encoding="utf-8"))
@@ -169,3 +170,124 @@ def test_n8n_install_is_pinned_exactly_and_comes_only_from_the_npm_registry() ->
     ]
     assert off_registry == []
     assert [p for p, e in installed.items() if not e.get("integrity")] == []
+
+
+# --- the second workflow: CRM contact created -> stored score -> Slack ----------------------------
+CRM_WORKFLOW = json.loads(
+    (AUTOMATION_DIR / "n8n_crm_contact_workflow.json").read_text(encoding="utf-8")
+)
+CRM_NODES = {node["name"]: node for node in CRM_WORKFLOW["nodes"]}
+
+
+def crm_targets(node_name: str) -> list[list[str]]:
+    outputs = CRM_WORKFLOW["connections"].get(node_name, {}).get("main", [])
+    return [[link["node"] for link in output] for output in outputs]
+
+
+def crm_node(node_type: str, name: str | None = None) -> dict:
+    (node,) = [
+        n
+        for n in CRM_WORKFLOW["nodes"]
+        if n["type"] == f"n8n-nodes-base.{node_type}" and name in (None, n["name"])
+    ]
+    return node
+
+
+def test_crm_workflow_uses_versions_n8n_2_41_serves() -> None:
+    versions = {
+        node["type"].removeprefix("n8n-nodes-base."): node["typeVersion"]
+        for node in CRM_WORKFLOW["nodes"]
+    }
+    assert versions == {
+        "webhook": 2.1,
+        "splitOut": 1,
+        "httpRequest": 4.2,
+        "switch": 3.2,
+        "if": 2.2,
+        "set": 3.4,
+        "slack": 2.3,
+        "noOp": 1,
+        "stopAndError": 1,
+    }
+
+
+def test_crm_workflow_routes_scored_high_leads_to_slack_and_everything_else_visibly() -> None:
+    webhook, split, lookup = crm_node("webhook"), crm_node("splitOut"), crm_node("httpRequest")
+    switch, decision, compose = crm_node("switch"), crm_node("if"), crm_node("set")
+    slack, failed = crm_node("slack"), crm_node("stopAndError")
+    not_high, not_scored = CRM_NODES["Not high: no action"], CRM_NODES["Not scored yet: no action"]
+    assert webhook["name"] == "CRM contact created"
+    assert (webhook["parameters"]["httpMethod"], webhook["parameters"]["path"]) == (
+        "POST",
+        "crm-contact-created",
+    )
+    assert webhook["parameters"]["path"] != NODES_BY_TYPE["webhook"]["parameters"]["path"]
+    # HubSpot posts a JSON array of events; each event becomes one item.
+    assert split["parameters"]["fieldToSplitOut"] == "body"
+    assert crm_targets(webhook["name"]) == [[split["name"]]]
+    assert crm_targets(split["name"]) == [[lookup["name"]]]
+    assert crm_targets(lookup["name"]) == [[switch["name"]]]
+    assert crm_targets(switch["name"]) == [
+        [decision["name"]],
+        [not_scored["name"]],
+        [failed["name"]],
+    ]
+    assert crm_targets(decision["name"]) == [[compose["name"]], [not_high["name"]]]
+    assert crm_targets(compose["name"]) == [[slack["name"]]]
+    rules = switch["parameters"]["rules"]["values"]
+    assert [
+        (
+            rule["conditions"]["conditions"][0]["leftValue"],
+            rule["conditions"]["conditions"][0]["rightValue"],
+        )
+        for rule in rules
+    ] == [("={{ $json.statusCode }}", 200), ("={{ $json.statusCode }}", 404)]
+    assert switch["parameters"]["options"]["fallbackOutput"] == "extra"
+
+
+def test_crm_workflow_branches_on_the_api_label_not_a_threshold() -> None:
+    (condition,) = crm_node("if")["parameters"]["conditions"]["conditions"]
+    assert condition["leftValue"] == "={{ $json.body.label }}"
+    assert condition["operator"] == {"type": "string", "operation": "equals"}
+    assert condition["rightValue"] == HIGH_LABEL
+    assert str(ApiSettings.model_fields["high_threshold"].default) not in json.dumps(CRM_WORKFLOW)
+
+
+def test_crm_workflow_looks_the_contact_up_and_keeps_404s_from_failing() -> None:
+    parameters = crm_node("httpRequest")["parameters"]
+    assert parameters["method"] == "GET"
+    assert parameters["url"] == (
+        "=http://127.0.0.1:8000/leads/{{ encodeURIComponent($json.objectId) }}/score"
+    )
+    response = parameters["options"]["response"]["response"]
+    assert response["fullResponse"] is True and response["neverError"] is True
+
+
+def test_crm_workflow_notifies_the_same_channel_with_the_same_credentials() -> None:
+    routing_slack, crm_slack = NODES_BY_TYPE["slack"], crm_node("slack")
+    assert crm_slack["parameters"] == routing_slack["parameters"]
+    assert crm_slack["credentials"] == routing_slack["credentials"]
+    assert crm_node("httpRequest")["credentials"] == NODES_BY_TYPE["httpRequest"]["credentials"]
+    text = json.dumps(CRM_WORKFLOW).lower()
+    assert "x-api-key" not in text and "xoxb-" not in text and "bearer" not in text
+
+
+def test_render_workflow_keeps_the_crm_lookup_route(tmp_path: Path) -> None:
+    output = tmp_path / "crm.json"
+    result = run_script(
+        "render_workflow.py",
+        "--base-url",
+        "https://scoring.example:8443/api/",
+        "-i",
+        str(AUTOMATION_DIR / "n8n_crm_contact_workflow.json"),
+        "-o",
+        str(output),
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(output.read_text(encoding="utf-8"))
+    (lookup,) = [n for n in rendered["nodes"] if n["type"] == "n8n-nodes-base.httpRequest"]
+    assert lookup["parameters"]["url"] == (
+        "=https://scoring.example:8443/api/leads/{{ encodeURIComponent($json.objectId) }}/score"
+    )
+    lookup["parameters"]["url"] = crm_node("httpRequest")["parameters"]["url"]
+    assert rendered == CRM_WORKFLOW

@@ -126,6 +126,15 @@ def test_published_model_loads_in_plain_xgboost_and_reproduces_logged_auc(traine
     assert auc >= 0.75, "the synthetic data carries signal a model must find"
 
 
+def test_the_compiled_predictor_is_published_beside_the_model(trained_pipeline):
+    published = trained_pipeline.settings.published_model_path
+    model = load_model(published, compiled_dir=published.parent)
+    assert model.predictor.kind == "compiled"
+    assert [p.name for p in published.parent.glob("predictor-*.so")] == [
+        f"predictor-{model.file_sha256}.so"
+    ]
+
+
 def test_published_model_records_its_provenance(trained_pipeline):
     model = load_model(trained_pipeline.settings.published_model_path)
     metadata = model.metadata

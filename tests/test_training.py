@@ -16,6 +16,7 @@ from leadscore_assets.defs.training.candidate import HOLDOUT_FILE as CANDIDATE_H
 from leadscore_assets.defs.training.training import read_features_csv, split_indices, train
 from leadscore_assets.demo.generator import generate
 from leadscore_core.features import INPUT_FIELDS, LEAD_TIMESTAMP_COLUMN
+from leadscore_core.predictor import TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,10 @@ def test_full_features_beat_the_seed_baseline_on_the_same_split(features_frame):
     assert seed.feature_names == ["sessions", "engaged_sessions", "page_views", "is_first_visit"]
 
 
-def test_api_and_pipeline_give_identical_probabilities(trained_pipeline):
-    """The pipeline's holdout scores (written at training time) equal what the API serves."""
+def test_api_and_pipeline_give_identical_probabilities(trained_pipeline, tmp_path):
+    """The pipeline's holdout scores (written at training time) equal what the API serves: to
+    the last bit through XGBoost, and within the compiled predictor's tolerance through the
+    library published beside the model, which the API serves by default."""
     settings = trained_pipeline.settings
     metadata = json.loads(
         json.loads(settings.published_model_path.read_text())["learner"]["attributes"][
@@ -78,12 +81,20 @@ def test_api_and_pipeline_give_identical_probabilities(trained_pipeline):
         for name in ("sessions", "engaged_sessions", "page_views", "distinct_channels"):
             lead[name] = int(lead[name])
         leads.append(lead)
-    app = create_app(ApiSettings(data_dir=settings.data_dir))
-    with TestClient(app) as client:
-        response = client.post("/score/batch", json={"leads": leads})
-    assert response.status_code == 200, response.text
-    served = np.array([r["score"] for r in response.json()["results"]])
-    np.testing.assert_allclose(served, holdout["score"].to_numpy(), rtol=0, atol=1e-9)
+    # The published file alone, without its compiled library beside it: XGBoost predicts.
+    xgboost_only = tmp_path / "lead_scoring_model.json"
+    xgboost_only.write_bytes(settings.published_model_path.read_bytes())
+    for model_path, predictor, tolerance in (
+        (settings.published_model_path, "compiled", TOLERANCE),
+        (xgboost_only, "xgboost", 1e-9),
+    ):
+        app = create_app(ApiSettings(data_dir=settings.data_dir, model_path=model_path))
+        with TestClient(app) as client:
+            assert client.get("/ready").json()["predictor"] == predictor
+            response = client.post("/score/batch", json={"leads": leads})
+        assert response.status_code == 200, response.text
+        served = np.array([r["score"] for r in response.json()["results"]])
+        np.testing.assert_allclose(served, holdout["score"].to_numpy(), rtol=0, atol=tolerance)
 
 
 def _user_exports(landing_dir):

@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 
 from leadscore_api.settings import ApiSettings
 
-from .support import SEED_LEAD, running_app
+from .support import EXAMPLE_LEAD, running_app
 
 KEY = "correct horse battery staple"
 GUARDED = [
-    ("POST", "/score", {"json": SEED_LEAD}),
-    ("POST", "/score/batch", {"json": {"leads": [SEED_LEAD]}}),
+    ("POST", "/score", {"json": EXAMPLE_LEAD}),
+    ("POST", "/score/batch", {"json": {"leads": [EXAMPLE_LEAD]}}),
     ("GET", "/model", {}),
 ]
 OPEN = ["/health", "/ready", "/metrics"]
@@ -54,7 +54,7 @@ def test_the_key_is_checked_before_the_body(guarded_client) -> None:
 
 def test_a_non_ascii_key_is_refused_not_a_crash(guarded_client) -> None:
     response = guarded_client.post(
-        "/score", json=SEED_LEAD, headers={"X-API-Key": "clé".encode("latin-1")}
+        "/score", json=EXAMPLE_LEAD, headers={"X-API-Key": "clé".encode("latin-1")}
     )
     assert response.status_code == 401
 
@@ -65,7 +65,7 @@ def test_operational_routes_stay_open(guarded_client, path: str) -> None:
 
 
 def test_without_a_key_everything_is_open(client) -> None:
-    assert client.post("/score", json=SEED_LEAD).status_code == 200
+    assert client.post("/score", json=EXAMPLE_LEAD).status_code == 200
     assert client.get("/model").status_code == 200
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
 

@@ -21,11 +21,16 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.configuration import set_hypothesis_home_dir
+from lead_scores_factory import score_open_leads
 from schemathesis import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 
 from leadscore_api.main import create_app
 from leadscore_api.schemas import AT_MOST
+from leadscore_core.artifact import load_model_bytes
+from leadscore_core.lead_scores import write_snapshot
+
+from .support import sample_leads
 
 KEY = "fuzz-key"
 # Examples per operation: (positive, negative). Routes without inputs have nothing to negate.
@@ -33,6 +38,8 @@ WITHOUT_KEY = {
     "POST /score": (300, 300),
     "POST /score/batch": (150, 150),
     "GET /model": (5, 0),
+    "GET /leads/score": (40, 40),
+    "GET /leads/{contact_id}/score": (40, 40),
     "GET /health": (5, 0),
     "GET /ready": (5, 0),
     "GET /metrics": (5, 0),
@@ -43,6 +50,8 @@ WITH_KEY = {
     "POST /score": (60, 60),
     "POST /score/batch": (40, 40),
     "GET /model": (20, 20),
+    "GET /leads/score": (20, 20),
+    "GET /leads/{contact_id}/score": (20, 20),
 }
 MINIMUM_REQUESTS = 1000
 
@@ -50,6 +59,10 @@ MINIMUM_REQUESTS = 1000
 @pytest.fixture
 def schema_for(model_files, publish, settings_for, tmp_path: Path) -> Iterator:
     publish(model_files.v1)
+    model = load_model_bytes(model_files.v1)
+    leads = sample_leads(20)
+    ids = [str(i) for i in range(len(leads))]
+    write_snapshot(settings_for().served_lead_scores_path, score_open_leads(model, leads, ids))
     # Hypothesis keeps caches in its home directory (default: .hypothesis/ in the working dir).
     set_hypothesis_home_dir(tmp_path / "hypothesis")
 
@@ -121,3 +134,5 @@ def test_generated_requests_never_cause_a_server_error(schema_for) -> None:
     for route in ("POST /score", "POST /score/batch"):
         assert statuses[(route, 200)] > 0 and statuses[(route, 422)] > 0
         assert statuses[(route, 401)] > 0
+    for route in ("GET /leads/score", "GET /leads/{contact_id}/score"):
+        assert statuses[(route, 404)] > 0 and statuses[(route, 401)] > 0

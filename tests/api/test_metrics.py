@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from .support import SEED_LEAD, metric_value, running_app
+from .support import EXAMPLE_LEAD, metric_value, running_app
 
 
 def test_requests_are_counted_by_route_template_method_and_status(client: TestClient) -> None:
     for _ in range(3):
-        client.post("/score", json=SEED_LEAD)
+        client.post("/score", json=EXAMPLE_LEAD)
     client.post("/score", json={"sessions": -1})
     client.get("/no/such/page/42")
     client.request("BREW", "/score")
@@ -30,7 +30,7 @@ def test_requests_are_counted_by_route_template_method_and_status(client: TestCl
 
 
 def test_latency_histogram_has_sub_millisecond_buckets(client: TestClient) -> None:
-    client.post("/score", json=SEED_LEAD)
+    client.post("/score", json=EXAMPLE_LEAD)
     buckets = {
         le: metric_value(
             client, "leadscore_http_request_duration_seconds_bucket", route="/score", le=le
@@ -42,8 +42,8 @@ def test_latency_histogram_has_sub_millisecond_buckets(client: TestClient) -> No
 
 
 def test_scores_are_recorded_by_model_version(client: TestClient) -> None:
-    score = client.post("/score", json=SEED_LEAD).json()["score"]
-    client.post("/score/batch", json={"leads": [SEED_LEAD] * 4})
+    score = client.post("/score", json=EXAMPLE_LEAD).json()["score"]
+    client.post("/score/batch", json={"leads": [EXAMPLE_LEAD] * 4})
     labels = {"model_version": "test/1"}
     assert metric_value(client, "leadscore_score_count", **labels) == 5
     assert metric_value(client, "leadscore_score_sum", **labels) == pytest.approx(5 * score)
@@ -60,7 +60,7 @@ def test_the_served_model_is_described(client: TestClient) -> None:
 def test_each_app_has_its_own_registry(model_files, publish, settings_for) -> None:
     publish(model_files.v1)
     with running_app(settings_for()) as first, running_app(settings_for()) as second:
-        first.post("/score", json=SEED_LEAD)
+        first.post("/score", json=EXAMPLE_LEAD)
         labels = {"route": "/score", "method": "POST", "status": "200"}
         assert metric_value(first, "leadscore_http_requests_total", **labels) == 1
         assert metric_value(second, "leadscore_http_requests_total", **labels) == 0

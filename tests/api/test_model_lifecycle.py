@@ -12,7 +12,7 @@ import pytest
 from integration.processes import wait_until
 
 from .support import (
-    SEED_LEAD,
+    EXAMPLE_LEAD,
     TEST_POLL_SECONDS,
     ModelFiles,
     metric_value,
@@ -55,7 +55,7 @@ def unvalidated_metadata_of(raw: bytes) -> dict:
 
 
 def served_version(client) -> str:
-    return client.post("/score", json=SEED_LEAD).json()["model_version"]
+    return client.post("/score", json=EXAMPLE_LEAD).json()["model_version"]
 
 
 def test_starts_without_a_model_and_serves_once_one_is_published(
@@ -65,15 +65,15 @@ def test_starts_without_a_model_and_serves_once_one_is_published(
         assert client.get("/health").json() == {"status": "ok"}
         for response in (
             client.get("/ready"),
-            client.post("/score", json=SEED_LEAD),
-            client.post("/score/batch", json={"leads": [SEED_LEAD]}),
+            client.post("/score", json=EXAMPLE_LEAD),
+            client.post("/score/batch", json={"leads": [EXAMPLE_LEAD]}),
             client.get("/model"),
         ):
             assert response.status_code == 503
             assert response.json()["detail"] == (
                 "no model published yet: waiting for the pipeline to publish one"
             )
-        assert client.post("/score", json=SEED_LEAD).headers["retry-after"] == "1"
+        assert client.post("/score", json=EXAMPLE_LEAD).headers["retry-after"] == "1"
 
         publish(model_files.v1)
         wait_until(
@@ -110,7 +110,7 @@ def test_a_bad_file_at_startup_leaves_the_service_unready_with_the_reason(
 def test_a_bad_file_is_rejected_and_the_previous_model_keeps_serving(
     client, model_files: ModelFiles, publish, make_bad_file
 ) -> None:
-    before = client.post("/score", json=SEED_LEAD).json()
+    before = client.post("/score", json=EXAMPLE_LEAD).json()
     sha_before = client.get("/model").json()["file_sha256"]
 
     publish(make_bad_file(model_files))
@@ -124,7 +124,7 @@ def test_a_bad_file_is_rejected_and_the_previous_model_keeps_serving(
     assert ready.status_code == 200
     assert ready.json()["model_version"] == "test/1"
     assert ready.json()["last_reload_error"]
-    assert client.post("/score", json=SEED_LEAD).json() == before
+    assert client.post("/score", json=EXAMPLE_LEAD).json() == before
     assert client.get("/model").json()["file_sha256"] == sha_before
 
     publish(model_files.v2)

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
+from model_factory import synthetic_columns
 
-from leadscore_core.artifact import METADATA_ATTRIBUTE
+from leadscore_core.artifact import METADATA_ATTRIBUTE, load_model_bytes
 from leadscore_core.features import FEATURES_BY_NAME
+from leadscore_core.predictor import build_compiled_predictor
 
-from .support import SEED_LEAD, ModelFiles, running_app, sample_leads, with_metadata
+from .support import EXAMPLE_LEAD, ModelFiles, running_app, sample_leads, with_metadata
 
 ISOTONIC = {"method": "isotonic", "x": [0.0, 0.05, 0.2, 1.0], "y": [0.0, 0.3, 0.6, 1.0]}
 RATIOS = {
@@ -66,24 +68,29 @@ def plain_xgboost(model_file: Path, leads: list[dict[str, Any]]) -> tuple[np.nda
     return scores, booster.predict(dmatrix, pred_contribs=True)
 
 
-@pytest.fixture(params=["full", "full-isotonic", "seed"])
+@pytest.fixture(params=["full", "full-isotonic", "seed", "full-compiled", "seed-compiled"])
 def served_model(
     request: pytest.FixtureRequest,
     model_files: ModelFiles,
     publish: Callable[[bytes], None],
     model_path: Path,
 ) -> Path:
+    name = request.param.removesuffix("-compiled")
     raw = {
         "full": model_files.v1,
         "full-isotonic": with_metadata(model_files.v1, calibration=ISOTONIC),
         "seed": model_files.seed,
-    }[request.param]
+    }[name]
+    if request.param.endswith("-compiled"):
+        model = load_model_bytes(raw)
+        columns, _ = synthetic_columns(2000, seed=3)
+        assert build_compiled_predictor(raw, model.matrix(columns), model_path.parent)
     publish(raw)
     return model_path
 
 
 def test_seed_example_round_trip(client) -> None:
-    response = client.post("/score", json=SEED_LEAD)
+    response = client.post("/score", json=EXAMPLE_LEAD)
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"score", "label", "model_version"}
@@ -95,7 +102,9 @@ def test_seed_example_round_trip(client) -> None:
 def test_scores_equal_plain_xgboost(served_model: Path, settings_for) -> None:
     leads = sample_leads()
     expected, _ = plain_xgboost(served_model, leads)
+    compiled = any(served_model.parent.glob("predictor-*.so"))
     with running_app(settings_for()) as client:
+        assert client.get("/ready").json()["predictor"] == ("compiled" if compiled else "xgboost")
         single = [client.post("/score", json=lead).json()["score"] for lead in leads]
         batch = client.post("/score/batch", json={"leads": leads}).json()["results"]
     np.testing.assert_allclose(single, expected, rtol=0, atol=1e-6)
@@ -108,10 +117,10 @@ def test_isotonic_calibration_changes_the_served_score(
     """Guards the equality test above: calibration is really applied, not ignored."""
     publish(model_files.v1)
     with running_app(settings_for()) as client:
-        raw_score = client.post("/score", json=SEED_LEAD).json()["score"]
+        raw_score = client.post("/score", json=EXAMPLE_LEAD).json()["score"]
     publish(with_metadata(model_files.v1, calibration=ISOTONIC))
     with running_app(settings_for()) as client:
-        calibrated = client.post("/score", json=SEED_LEAD).json()["score"]
+        calibrated = client.post("/score", json=EXAMPLE_LEAD).json()["score"]
     assert calibrated == pytest.approx(np.interp(raw_score, ISOTONIC["x"], ISOTONIC["y"]), abs=1e-6)
     assert abs(calibrated - raw_score) > 0.01
 
@@ -121,25 +130,25 @@ def test_label_is_high_only_above_the_serving_threshold(
 ) -> None:
     publish(model_files.v1)
     with running_app(settings_for()) as client:
-        score = client.post("/score", json=SEED_LEAD).json()["score"]
+        score = client.post("/score", json=EXAMPLE_LEAD).json()["score"]
     for threshold, label in ((score - 1e-9, "high"), (score, "low")):
         with running_app(settings_for(high_threshold=threshold)) as client:
-            assert client.post("/score", json=SEED_LEAD).json()["label"] == label
+            assert client.post("/score", json=EXAMPLE_LEAD).json()["label"] == label
 
 
 def test_unknown_channel_scores_like_the_fallback_channel(client) -> None:
     def score(channel: str) -> float:
-        return client.post("/score", json={**SEED_LEAD, "channel": channel}).json()["score"]
+        return client.post("/score", json={**EXAMPLE_LEAD, "channel": channel}).json()["score"]
 
     assert score("Carrier Pigeon") == score("Unassigned")
     assert score("Email") != score("Unassigned")  # the channel does matter to this model
 
 
 def test_identifiers_are_echoed_only_when_sent(client) -> None:
-    sent = {**SEED_LEAD, "email": "ada@example.com", "contact_id": "crm-42"}
+    sent = {**EXAMPLE_LEAD, "email": "ada@example.com", "contact_id": "crm-42"}
     body = client.post("/score", json=sent).json()
     assert body["email"] == "ada@example.com" and body["contact_id"] == "crm-42"
-    numeric_id = client.post("/score", json={**SEED_LEAD, "contact_id": 42}).json()
+    numeric_id = client.post("/score", json={**EXAMPLE_LEAD, "contact_id": 42}).json()
     assert numeric_id["contact_id"] == 42 and "email" not in numeric_id
 
 
@@ -147,7 +156,7 @@ def test_identifiers_are_echoed_only_when_sent(client) -> None:
 def test_explain_gives_the_strongest_exact_shap_contributions(
     client, model_path: Path, how: str
 ) -> None:
-    lead = {**SEED_LEAD, "channel": "Carrier Pigeon", "total_engagement_seconds": 300.0}
+    lead = {**EXAMPLE_LEAD, "channel": "Carrier Pigeon", "total_engagement_seconds": 300.0}
     if how == "query":
         response = client.post("/score", params={"explain": "true"}, json=lead)
     else:
@@ -191,8 +200,8 @@ def test_reasons_read_as_sentences_built_from_the_feature_labels(client, lead) -
 
 
 def test_no_reasons_unless_asked(client) -> None:
-    assert "reasons" not in client.post("/score", json=SEED_LEAD).json()
-    assert "reasons" not in client.post("/score?explain=false", json=SEED_LEAD).json()
+    assert "reasons" not in client.post("/score", json=EXAMPLE_LEAD).json()
+    assert "reasons" not in client.post("/score?explain=false", json=EXAMPLE_LEAD).json()
 
 
 def test_batch_keeps_request_order_and_matches_single_scores(client) -> None:
@@ -216,7 +225,7 @@ def test_batch_explain(client) -> None:
 
 
 def test_batch_of_the_maximum_size_is_scored(client) -> None:
-    leads = [{**SEED_LEAD, "page_views": i % 500} for i in range(10_000)]
+    leads = [{**EXAMPLE_LEAD, "page_views": i % 500} for i in range(10_000)]
     response = client.post("/score/batch", json={"leads": leads})
     assert response.status_code == 200
     results = response.json()["results"]
@@ -225,7 +234,7 @@ def test_batch_of_the_maximum_size_is_scored(client) -> None:
 
 
 def test_batch_over_the_limit_is_rejected_naming_the_limit(client) -> None:
-    leads = [SEED_LEAD] * 10_001
+    leads = [EXAMPLE_LEAD] * 10_001
     response = client.post("/score/batch", json={"leads": leads})
     assert response.status_code == 422
     (error,) = response.json()["detail"]
@@ -236,8 +245,8 @@ def test_batch_over_the_limit_is_rejected_naming_the_limit(client) -> None:
 def test_batch_limit_follows_settings(model_files: ModelFiles, publish, settings_for) -> None:
     publish(model_files.v1)
     with running_app(settings_for(max_batch=3)) as client:
-        assert client.post("/score/batch", json={"leads": [SEED_LEAD] * 3}).status_code == 200
-        response = client.post("/score/batch", json={"leads": [SEED_LEAD] * 4})
+        assert client.post("/score/batch", json={"leads": [EXAMPLE_LEAD] * 3}).status_code == 200
+        response = client.post("/score/batch", json={"leads": [EXAMPLE_LEAD] * 4})
     assert response.status_code == 422
     assert "at most 3" in response.json()["detail"][0]["msg"]
 

@@ -20,7 +20,7 @@ from leadscore_api.schemas import Lead
 from leadscore_api.scoring import input_columns
 from leadscore_core.artifact import load_model_bytes, write_atomically
 
-from .support import SEED_LEAD, ModelFiles, Server, metric_value, sample_leads
+from .support import EXAMPLE_LEAD, ModelFiles, Server, metric_value, sample_leads
 
 SWITCH_DEADLINE = 5.0
 SINGLE_CLIENTS = 3
@@ -75,8 +75,8 @@ def test_hot_reload_under_concurrent_load(
     server = start_server(_env(tmp_path, LEADSCORE_MODEL_PATH=str(model_path)))
     batch = sample_leads(2000)
     single_expected = {
-        "test/1": expected_scores(model_files.v1, [SEED_LEAD])[0],
-        "test/2": expected_scores(model_files.v2, [SEED_LEAD])[0],
+        "test/1": expected_scores(model_files.v1, [EXAMPLE_LEAD])[0],
+        "test/2": expected_scores(model_files.v2, [EXAMPLE_LEAD])[0],
     }
     batch_expected = {
         "test/1": expected_scores(model_files.v1, batch),
@@ -85,7 +85,7 @@ def test_hot_reload_under_concurrent_load(
     assert single_expected["test/1"] != single_expected["test/2"]
 
     stop = threading.Event()
-    singles = [Recorder(server, "/score", SEED_LEAD, stop) for _ in range(SINGLE_CLIENTS)]
+    singles = [Recorder(server, "/score", EXAMPLE_LEAD, stop) for _ in range(SINGLE_CLIENTS)]
     batches = Recorder(server, "/score/batch", {"leads": batch}, stop)
     recorders = [*singles, batches]
     try:
@@ -131,7 +131,7 @@ def test_hot_reload_under_concurrent_load(
             interval=0.1,
         )
         assert http.get("/ready").status_code == 200
-        assert http.post("/score", json=SEED_LEAD).json()["model_version"] == "test/2"
+        assert http.post("/score", json=EXAMPLE_LEAD).json()["model_version"] == "test/2"
 
 
 def test_console_script_starts_without_a_model_then_serves_the_published_one(
@@ -143,7 +143,7 @@ def test_console_script_starts_without_a_model_then_serves_the_published_one(
         ready = http.get("/ready")
         assert ready.status_code == 503
         assert "no model published yet" in ready.json()["detail"]
-        assert http.post("/score", json=SEED_LEAD).status_code == 503
+        assert http.post("/score", json=EXAMPLE_LEAD).status_code == 503
 
         published_at = time.monotonic()
         write_atomically(tmp_path / "data" / "models" / "lead_scoring_model.json", model_files.v1)
@@ -154,6 +154,6 @@ def test_console_script_starts_without_a_model_then_serves_the_published_one(
             interval=0.05,
         )
         assert time.monotonic() - published_at < SWITCH_DEADLINE
-        response = http.post("/score", json=SEED_LEAD)
+        response = http.post("/score", json=EXAMPLE_LEAD)
         assert response.status_code == 200
         assert response.json()["model_version"] == "test/1"

@@ -8,17 +8,17 @@ import pytest
 
 from leadscore_core.features import INPUT_FIELDS
 
-from .support import SEED_LEAD
+from .support import EXAMPLE_LEAD, running_app
 
 REQUIRED = [field.name for field in INPUT_FIELDS if field.required]
 
 
 def invalid(**changes: Any) -> dict[str, Any]:
-    return {**SEED_LEAD, **changes}
+    return {**EXAMPLE_LEAD, **changes}
 
 
 def without(name: str) -> dict[str, Any]:
-    return {key: value for key, value in SEED_LEAD.items() if key != name}
+    return {key: value for key, value in EXAMPLE_LEAD.items() if key != name}
 
 
 CASES: dict[str, tuple[dict[str, Any], str]] = {
@@ -41,6 +41,8 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "email as a number": (invalid(email=5), "email"),
     "contact_id as a list": (invalid(contact_id=["a"]), "contact_id"),
     "explain as a string": (invalid(explain="please"), "explain"),
+    "explain as the string true": (invalid(explain="true"), "explain"),
+    "explain as a number": (invalid(explain=1), "explain"),
     "negative sessions": (invalid(sessions=-1), "sessions"),
     "negative engaged_sessions": (invalid(engaged_sessions=-1), "engaged_sessions"),
     "negative page_views": (invalid(page_views=-3), "page_views"),
@@ -102,7 +104,7 @@ def test_a_body_that_is_not_a_lead_object_is_422(client, body: bytes) -> None:
 
 
 def test_explain_query_must_be_a_boolean(client) -> None:
-    response = client.post("/score", params={"explain": "maybe"}, json=SEED_LEAD)
+    response = client.post("/score", params={"explain": "maybe"}, json=EXAMPLE_LEAD)
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "explain"
 
@@ -112,7 +114,7 @@ def test_whole_numbers_may_be_written_as_floats(client) -> None:
     as_floats = invalid(sessions=5.0, engaged_sessions=3.0, page_views=12.0, contact_id=7.0)
     response = client.post("/score", json=as_floats)
     assert response.status_code == 200, response.text
-    assert response.json()["score"] == client.post("/score", json=SEED_LEAD).json()["score"]
+    assert response.json()["score"] == client.post("/score", json=EXAMPLE_LEAD).json()["score"]
     assert response.json()["contact_id"] == 7
 
 
@@ -144,7 +146,7 @@ def test_oversized_batch_body_is_413(client) -> None:
 
 
 def test_batch_errors_name_the_index_and_field(client) -> None:
-    leads = [SEED_LEAD] * 20
+    leads = [EXAMPLE_LEAD] * 20
     leads[17] = invalid(sessions=-2, engaged_sessions=0)
     leads[3] = invalid(engaged_sessions=99)
     response = client.post("/score/batch", json={"leads": leads})
@@ -163,7 +165,41 @@ def test_a_batch_of_broken_leads_reports_a_bounded_error_list(client) -> None:
     assert body["error_count"] > 2000
 
 
+@pytest.mark.parametrize("value", [1, 0, "true", "false", None])
+def test_batch_explain_must_be_a_json_boolean(client, value: Any) -> None:
+    response = client.post("/score/batch", json={"leads": [EXAMPLE_LEAD], "explain": value})
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["detail"]] == ["explain"]
+
+
+def test_oversized_bodies_get_the_same_413_declared_or_chunked(
+    model_files, publish, settings_for
+) -> None:
+    """Whatever else is wrong with the request (no model yet, no API key), an oversized body is
+    a 413, and the same one whether its size was declared (Content-Length) or not (chunked)."""
+    body = b'{"email": "' + b"a" * 11_000_000 + b'"}'
+    headers = {"content-type": "application/json"}
+    for with_model in (False, True):
+        if with_model:
+            publish(model_files.v1)
+        for api_key in (None, "key"):
+            with running_app(settings_for(api_key=api_key)) as app_client:
+                for path in ("/score", "/score/batch"):
+                    declared = app_client.post(path, content=body, headers=headers)
+                    chunked = app_client.post(
+                        path,
+                        content=(body[i : i + 65536] for i in range(0, len(body), 65536)),
+                        headers=headers,
+                    )
+                    answers = [
+                        (r.status_code, r.headers["content-type"], r.text)
+                        for r in (declared, chunked)
+                    ]
+                    assert answers[0] == answers[1], (path, with_model, api_key, answers)
+                    assert answers[0][0] == 413 and "Too Large" in answers[0][2]
+
+
 def test_batch_rejects_unknown_top_level_fields(client) -> None:
-    response = client.post("/score/batch", json={"leads": [SEED_LEAD], "lead": SEED_LEAD})
+    response = client.post("/score/batch", json={"leads": [EXAMPLE_LEAD], "lead": EXAMPLE_LEAD})
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "lead"

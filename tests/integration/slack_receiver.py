@@ -16,8 +16,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local_http import LocalHttpServer
 
 POST_MESSAGE_PATH = "/api/chat.postMessage"
 
@@ -40,25 +42,19 @@ class SlackReceiver:
     posted: list[PostedMessage] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (error code, raw body)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _http: LocalHttpServer | None = None
 
     @property
     def post_message_url(self) -> str:
-        assert self._server is not None, "start() the receiver first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}{POST_MESSAGE_PATH}"
+        assert self._http is not None, "start() the receiver first"
+        return f"{self._http.base_url}{POST_MESSAGE_PATH}"
 
     def start(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(self._handler_class())
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     def answer(self, path: str, headers: dict[str, str], raw: bytes) -> dict[str, Any]:
         """Slack's answer to one call, recording it as posted or rejected."""

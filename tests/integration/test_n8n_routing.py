@@ -1,12 +1,19 @@
-"""Lead routing in real n8n, with the real scoring API serving the model the pipeline published.
+"""Lead routing in real n8n, with the real scoring API serving the model the pipeline published
+and a lead scores snapshot of that model's scores.
 
-One headless n8n serves two published workflows, both rendered from automation/n8n_workflow.json
-by automation/render_workflow.py (which changes only the scoring URL):
-1. the workflow as committed, with a dummy Slack token: a high-scoring lead's execution composes
-   the sales message and reaches the Slack node, which fails because Slack is unreachable from
-   here; a low-scoring lead's execution ends at the NoOp;
+One headless n8n serves four published workflows, rendered from automation/n8n_workflow.json and
+automation/n8n_crm_contact_workflow.json by automation/render_workflow.py (which changes only the
+scoring API's base URL):
+1. the routing workflow as committed, with a dummy Slack token: a high-scoring lead's execution
+   composes the sales message and reaches the Slack node, which fails because Slack is
+   unreachable from here; a low-scoring lead's execution ends at the NoOp;
 2. a copy whose Slack node is swapped for an HTTP Request to a local receiver that honours Slack's
-   `chat.postMessage` contract: it gets exactly one message per high lead, and none for low ones.
+   `chat.postMessage` contract: it gets exactly one message per high lead, and none for low ones;
+3. the CRM contact workflow as committed: a HubSpot `contact.creation` event for a hot contact
+   reaches the Slack node with the message, a cold contact's ends at "not high", and a contact
+   without a stored score (the API answers 404) ends at "not scored yet" without failing;
+4. its copy with Slack swapped for a second receiver, fed one webhook call carrying all three
+   events: exactly one message, for the hot contact.
 Which leads are high or low is asked of the running API first (against the threshold it labels
 `high` by), never assumed. Executions are read from n8n's database.
 """
@@ -19,6 +26,7 @@ import json
 import os
 import secrets
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,6 +37,10 @@ from typing import Any
 
 import httpx
 import pytest
+from lead_scores_factory import score_open_leads
+
+from leadscore_core.artifact import load_model
+from leadscore_core.lead_scores import write_snapshot
 
 from .n8n_runtime import (
     AUTOMATION_DIR,
@@ -39,18 +51,30 @@ from .n8n_runtime import (
     N8nUnavailable,
     install_n8n,
 )
-from .processes import run_to_completion, start_scoring_api
+from .processes import run_to_completion, start_scoring_api, wait_until
 from .slack_receiver import SlackReceiver
 
 pytestmark = pytest.mark.n8n
 
 WORKFLOW_PATH = AUTOMATION_DIR / "n8n_workflow.json"
+CRM_WORKFLOW_PATH = AUTOMATION_DIR / "n8n_crm_contact_workflow.json"
 RECEIVER_COPY_ID = "leadscoreRoutingToReceiver"
 RECEIVER_COPY_PATH = "lead-to-receiver"
+CRM_RECEIVER_COPY_ID = "leadscoreCrmContactToReceiver"
+CRM_RECEIVER_COPY_PATH = "crm-contact-to-receiver"
+# HubSpot record ids: a hot and a cold contact in the snapshot, and one it does not hold.
+HOT_CONTACT, COLD_CONTACT, UNKNOWN_CONTACT = 7001, 7002, 7999
 SALES_CHANNEL_ID = "C0SALESNOTIF"
 # "Clearly" above or below the routing threshold: no lead within this distance of it is used.
 SCORE_MARGIN = 0.05
 IF_TRUE, IF_FALSE = 0, 1
+SCORED, NOT_SCORED = 0, 1  # outputs of the CRM workflow's Switch
+
+
+def node_of_type(workflow: dict[str, Any], node_type: str) -> str:
+    """The name of the workflow's one node of `node_type` (e.g. "webhook")."""
+    (name,) = [n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"]
+    return name
 
 
 @dataclass(frozen=True)
@@ -67,10 +91,7 @@ class WorkflowNodes:
     @classmethod
     def of(cls, workflow: dict[str, Any]) -> WorkflowNodes:
         def named(node_type: str) -> str:
-            (name,) = [
-                n["name"] for n in workflow["nodes"] if n["type"] == f"n8n-nodes-base.{node_type}"
-            ]
-            return name
+            return node_of_type(workflow, node_type)
 
         return cls(
             named("webhook"),
@@ -79,6 +100,43 @@ class WorkflowNodes:
             named("set"),
             named("slack"),
             named("noOp"),
+        )
+
+
+@dataclass(frozen=True)
+class CrmNodes:
+    """The CRM contact workflow's node names, found by type and wiring."""
+
+    webhook: str
+    split: str
+    lookup: str
+    route: str
+    decision: str
+    compose: str
+    slack: str
+    not_high: str
+    not_scored: str
+
+    @classmethod
+    def of(cls, workflow: dict[str, Any]) -> CrmNodes:
+        def named(node_type: str) -> str:
+            return node_of_type(workflow, node_type)
+
+        def target(node: str, output: int) -> str:
+            (link,) = workflow["connections"][node]["main"][output]
+            return link["node"]
+
+        route, decision = named("switch"), named("if")
+        return cls(
+            named("webhook"),
+            named("splitOut"),
+            named("httpRequest"),
+            route,
+            decision,
+            named("set"),
+            named("slack"),
+            not_high=target(decision, IF_FALSE),
+            not_scored=target(route, NOT_SCORED),
         )
 
 
@@ -105,6 +163,19 @@ class RoutingRun:
     executions: dict[str, list[Execution]]
     receiver: SlackReceiver
     slack_channel: str
+    crm: CrmRun
+
+
+@dataclass(frozen=True)
+class CrmRun:
+    """The CRM contact workflows' run: the contacts in the snapshot, and what n8n recorded."""
+
+    nodes: CrmNodes
+    workflow_id: str
+    hot: ScoredLead
+    cold: ScoredLead
+    executions: dict[str, list[Execution]]
+    receiver: SlackReceiver
 
 
 def score_text(score: float) -> str:
@@ -175,21 +246,27 @@ def choose_leads(api: httpx.Client) -> tuple[list[ScoredLead], list[ScoredLead],
 
 
 def receiver_copy(
-    workflow: dict[str, Any], nodes: WorkflowNodes, post_message_url: str
+    workflow: dict[str, Any],
+    *,
+    webhook: str,
+    slack: str,
+    copy_id: str,
+    path: str,
+    post_message_url: str,
 ) -> dict[str, Any]:
     """The workflow with its Slack node replaced by an HTTP Request that makes the same
     `chat.postMessage` call (same channel, same text, token from the same Slack credential)
-    to `post_message_url`, served on its own webhook path."""
+    to `post_message_url`, served on its own webhook `path`."""
     swapped = copy.deepcopy(workflow)
-    swapped["id"] = RECEIVER_COPY_ID
+    swapped["id"] = copy_id
     swapped["name"] = f"{workflow['name']} (Slack swapped for a local receiver)"
     for node in swapped["nodes"]:
-        if node["name"] == nodes.webhook:
-            node["parameters"]["path"] = RECEIVER_COPY_PATH
+        if node["name"] == webhook:
+            node["parameters"]["path"] = path
             node["webhookId"] = str(uuid.uuid4())
-    (slack,) = [node for node in swapped["nodes"] if node["name"] == nodes.slack]
-    slack_parameters = slack["parameters"]
-    slack.update(
+    (slack_node,) = [node for node in swapped["nodes"] if node["name"] == slack]
+    slack_parameters = slack_node["parameters"]
+    slack_node.update(
         type="n8n-nodes-base.httpRequest",
         typeVersion=4.2,
         parameters={
@@ -244,13 +321,85 @@ def n8n_runtime() -> N8nRuntime:
         pytest.skip(str(unavailable))
 
 
+def publish_crm_snapshot(
+    api: httpx.Client, model_path: Path, snapshot_path: Path, high: ScoredLead, low: ScoredLead
+) -> tuple[ScoredLead, ScoredLead]:
+    """Write the lead scores snapshot the API answers `GET /leads/{id}/score` from: the hot and
+    the cold contact, scored by the served model as the pipeline scores open leads; wait until
+    the running API serves it and check it answers the same as `POST /score`."""
+    contacts = {
+        HOT_CONTACT: (high, "new-hot@example.com"),
+        COLD_CONTACT: (low, "new-cold@example.com"),
+    }
+    features = [
+        {k: v for k, v in lead.payload.items() if k not in ("email", "contact_id")}
+        for lead, _ in contacts.values()
+    ]
+    write_snapshot(
+        snapshot_path,
+        score_open_leads(
+            load_model(model_path, compiled_dir=model_path.parent),
+            features,
+            list(contacts),
+            emails=[email for _, email in contacts.values()],
+        ),
+    )
+
+    def served() -> dict[str, Any] | None:
+        response = api.get(f"/leads/{HOT_CONTACT}/score")
+        return response.json() if response.status_code == 200 else None
+
+    wait_until(served, timeout=30, what="the scoring API to serve the lead scores snapshot")
+    answers = []
+    for (contact_id, (lead, email)), lead_features in zip(contacts.items(), features, strict=True):
+        answer = api.get(f"/leads/{contact_id}/score").raise_for_status().json()
+        assert answer["score"] == pytest.approx(lead.score, abs=1e-12)
+        payload = {**lead_features, "email": email, "contact_id": str(contact_id)}
+        answers.append(ScoredLead(payload, answer["score"], answer["reasons"]))
+    assert api.get(f"/leads/{UNKNOWN_CONTACT}/score").status_code == 404
+    return answers[0], answers[1]
+
+
+def contact_created_events(*object_ids: int) -> list[dict[str, Any]]:
+    """HubSpot's webhook body for `contact.creation` subscriptions: a JSON array of events."""
+    occurred_at = int(time.time() * 1000)
+    return [
+        {
+            "eventId": 1_000_000 + object_id,
+            "subscriptionId": 2_401_001,
+            "portalId": 62_515,
+            "appId": 1_160_452,
+            "occurredAt": occurred_at,
+            "subscriptionType": "contact.creation",
+            "attemptNumber": 0,
+            "objectId": object_id,
+            "changeFlag": "CREATED",
+            "changeSource": "CRM",
+        }
+        for object_id in object_ids
+    ]
+
+
+def post_webhook(webhooks: httpx.Client, path: str, body: Any) -> None:
+    response = webhooks.post(f"/webhook/{path}", json=body)
+    assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+    assert response.json() == {"message": "Workflow was started"}
+
+
+def render(api_url: str, workflow_path: Path, output: Path) -> dict[str, Any]:
+    run_script(
+        "render_workflow.py", "--base-url", api_url, "-i", str(workflow_path), "-o", str(output)
+    )
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="module")
 def routing_run(
     n8n_runtime: N8nRuntime, pipeline_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RoutingRun]:
     work = tmp_path_factory.mktemp("n8n-routing")
-    committed = json.loads(WORKFLOW_PATH.read_text(encoding="utf-8"))
-    nodes = WorkflowNodes.of(committed)
+    nodes = WorkflowNodes.of(json.loads(WORKFLOW_PATH.read_text(encoding="utf-8")))
+    crm_nodes = CrmNodes.of(json.loads(CRM_WORKFLOW_PATH.read_text(encoding="utf-8")))
     api_key = secrets.token_urlsafe(24)
     slack_token = f"xoxb-{secrets.token_hex(16)}"
 
@@ -258,22 +407,46 @@ def routing_run(
         api_url = start_api(stack, pipeline_model_path, api_key, work)
         with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=30) as api:
             high, low, model_version = choose_leads(api)
+            hot, cold = publish_crm_snapshot(
+                api,
+                pipeline_model_path,
+                work / "data" / "models" / "lead_scores.sqlite",
+                high[-1],
+                low[0],
+            )
 
-        receiver = SlackReceiver(
-            token=slack_token, channels={"sales-notifications": SALES_CHANNEL_ID}
-        )
-        receiver.start()
-        stack.callback(receiver.stop)
+        receivers = []
+        for _ in range(2):  # one per copy, so each copy's messages are counted alone
+            receiver = SlackReceiver(
+                token=slack_token, channels={"sales-notifications": SALES_CHANNEL_ID}
+            )
+            receiver.start()
+            stack.callback(receiver.stop)
+            receivers.append(receiver)
+        receiver, crm_receiver = receivers
 
         workflows_dir = work / "workflows"
         workflows_dir.mkdir()
-        routing_file = workflows_dir / "routing.json"
-        run_script("render_workflow.py", "--base-url", api_url, "-o", str(routing_file))
-        routing = json.loads(routing_file.read_text(encoding="utf-8"))
-        swapped = receiver_copy(routing, nodes, receiver.post_message_url)
-        (workflows_dir / "routing-to-receiver.json").write_text(
-            json.dumps(swapped), encoding="utf-8"
+        routing = render(api_url, WORKFLOW_PATH, workflows_dir / "routing.json")
+        crm = render(api_url, CRM_WORKFLOW_PATH, workflows_dir / "crm-contact.json")
+        swapped = receiver_copy(
+            routing,
+            webhook=nodes.webhook,
+            slack=nodes.slack,
+            copy_id=RECEIVER_COPY_ID,
+            path=RECEIVER_COPY_PATH,
+            post_message_url=receiver.post_message_url,
         )
+        crm_swapped = receiver_copy(
+            crm,
+            webhook=crm_nodes.webhook,
+            slack=crm_nodes.slack,
+            copy_id=CRM_RECEIVER_COPY_ID,
+            path=CRM_RECEIVER_COPY_PATH,
+            post_message_url=crm_receiver.post_message_url,
+        )
+        for name, workflow in (("routing-to-receiver", swapped), ("crm-to-receiver", crm_swapped)):
+            (workflows_dir / f"{name}.json").write_text(json.dumps(workflow), encoding="utf-8")
         credentials_file = work / "credentials.json"
         run_script(
             "render_credentials.py",
@@ -282,28 +455,40 @@ def routing_run(
             env={**os.environ, "LEADSCORE_API_KEY": api_key, "SLACK_BOT_TOKEN": slack_token},
         )
 
+        # One n8n for all four workflows: one import of each kind, then one start.
+        all_workflows = (routing, swapped, crm, crm_swapped)
         n8n = N8nInstance(n8n_runtime, work / "n8n-home")
         n8n.import_credentials(credentials_file)
         n8n.import_workflows(workflows_dir)
-        for workflow in (routing, swapped):
+        for workflow in all_workflows:
             n8n.publish(workflow["id"])
         n8n.start()
         stack.callback(n8n.stop)
-        n8n.wait_until_serving([routing, swapped])
+        n8n.wait_until_serving(all_workflows)
 
         with httpx.Client(base_url=n8n.base_url, timeout=30) as webhooks:
             (trigger,) = [n for n in routing["nodes"] if n["name"] == nodes.webhook]
             for path in (trigger["parameters"]["path"], RECEIVER_COPY_PATH):
                 for lead in high + low:
-                    response = webhooks.post(f"/webhook/{path}", json=lead.payload)
-                    assert response.status_code == 200, (
-                        f"{path}: {response.status_code} {response.text}"
-                    )
-                    assert response.json() == {"message": "Workflow was started"}
+                    post_webhook(webhooks, path, lead.payload)
+            (crm_trigger,) = [n for n in crm["nodes"] if n["name"] == crm_nodes.webhook]
+            for contact_id in (HOT_CONTACT, COLD_CONTACT, UNKNOWN_CONTACT):
+                post_webhook(
+                    webhooks, crm_trigger["parameters"]["path"], contact_created_events(contact_id)
+                )
+            post_webhook(
+                webhooks,
+                CRM_RECEIVER_COPY_PATH,
+                contact_created_events(HOT_CONTACT, COLD_CONTACT, UNKNOWN_CONTACT),
+            )
 
         executions = {
             workflow["id"]: n8n.wait_for_executions(workflow["id"], len(high) + len(low))
             for workflow in (routing, swapped)
+        }
+        crm_executions = {
+            crm["id"]: n8n.wait_for_executions(crm["id"], 3),
+            CRM_RECEIVER_COPY_ID: n8n.wait_for_executions(CRM_RECEIVER_COPY_ID, 1),
         }
         yield RoutingRun(
             nodes=nodes,
@@ -317,6 +502,14 @@ def routing_run(
                 n["parameters"]["channelId"]["value"]
                 for n in routing["nodes"]
                 if n["name"] == nodes.slack
+            ),
+            crm=CrmRun(
+                nodes=crm_nodes,
+                workflow_id=crm["id"],
+                hot=hot,
+                cold=cold,
+                executions=crm_executions,
+                receiver=crm_receiver,
             ),
         )
 
@@ -409,3 +602,69 @@ def test_copy_with_a_local_slack_receiver_gets_one_message_per_high_lead(
     for lead in run.low:
         assert not [m for m in receiver.posted if lead.email in m.text]
     assert len(receiver.posted) == len(run.high)
+
+
+def crm_executions_by_contact(run: CrmRun) -> dict[int, Execution]:
+    executions = run.executions[run.workflow_id]
+    by_contact = {}
+    for execution in executions:
+        (event,) = execution.webhook_body(run.nodes.webhook)
+        by_contact[event["objectId"]] = execution
+    assert set(by_contact) == {HOT_CONTACT, COLD_CONTACT, UNKNOWN_CONTACT}
+    return by_contact
+
+
+def test_crm_workflow_sends_a_hot_new_contact_to_slack_and_leaves_the_others(
+    routing_run: RoutingRun,
+) -> None:
+    run, nodes = routing_run.crm, routing_run.crm.nodes
+    by_contact = crm_executions_by_contact(run)
+    path = [nodes.webhook, nodes.split, nodes.lookup, nodes.route]
+
+    hot = by_contact[HOT_CONTACT]
+    assert hot.nodes_run == {*path, nodes.decision, nodes.compose, nodes.slack}
+    (looked_up,) = hot.output_items(nodes.lookup)
+    assert looked_up["statusCode"] == 200
+    assert looked_up["body"]["contact_id"] == str(HOT_CONTACT)
+    assert looked_up["body"]["score"] == pytest.approx(run.hot.score, abs=1e-12)
+    assert looked_up["body"]["label"] == "high"
+    assert len(hot.output_items(nodes.decision, IF_TRUE)) == 1
+    (composed,) = hot.output_items(nodes.compose)
+    assert_describes(composed["slack_message"], run.hot, routing_run.model_version)
+    assert f"tier {looked_up['body']['tier']}" in composed["slack_message"]
+    slack_error = hot.node_error(nodes.slack)
+    assert slack_error is not None and "slack.com" in json.dumps(slack_error), slack_error
+
+    cold = by_contact[COLD_CONTACT]
+    assert cold.status == "success", cold.error
+    assert cold.nodes_run == {*path, nodes.decision, nodes.not_high}
+    (passed,) = cold.output_items(nodes.not_high)
+    assert passed["body"]["label"] == "low"
+    assert passed["body"]["score"] == pytest.approx(run.cold.score, abs=1e-12)
+
+    unknown = by_contact[UNKNOWN_CONTACT]
+    assert unknown.status == "success", unknown.error
+    assert unknown.nodes_run == {*path, nodes.not_scored}
+    (not_scored,) = unknown.output_items(nodes.not_scored)
+    assert not_scored["statusCode"] == 404
+    assert not_scored["body"]["detail"].startswith(f"no score for contact '{UNKNOWN_CONTACT}'")
+
+
+def test_crm_copy_with_a_local_slack_receiver_gets_one_message_for_a_batch_of_events(
+    routing_run: RoutingRun,
+) -> None:
+    run, nodes = routing_run.crm, routing_run.crm.nodes
+    (execution,) = run.executions[CRM_RECEIVER_COPY_ID]
+    assert execution.status == "success", execution.error
+    assert len(execution.output_items(nodes.split)) == 3  # one item per HubSpot event
+    assert len(execution.output_items(nodes.route, SCORED)) == 2
+    assert len(execution.output_items(nodes.route, NOT_SCORED)) == 1
+    assert len(execution.output_items(nodes.decision, IF_TRUE)) == 1
+    assert len(execution.output_items(nodes.decision, IF_FALSE)) == 1
+    assert run.receiver.rejected == []
+    (message,) = run.receiver.posted
+    assert message.channel_id == SALES_CHANNEL_ID
+    (composed,) = execution.output_items(nodes.compose)
+    assert message.text == composed["slack_message"]
+    assert_describes(message.text, run.hot, routing_run.model_version)
+    assert run.cold.email not in message.text

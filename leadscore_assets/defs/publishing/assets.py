@@ -28,6 +28,7 @@ from leadscore_assets.defs.promotion.checks import (
     current_champion_version,
 )
 from leadscore_assets.defs.training.candidate import MODEL_CARD_FILE, Candidate
+from leadscore_assets.defs.training.training import input_columns
 from leadscore_assets.freshness import DAILY
 from leadscore_assets.provenance import source_version
 from leadscore_assets.settings import (
@@ -37,8 +38,10 @@ from leadscore_assets.settings import (
     PipelineSettings,
 )
 from leadscore_core.artifact import write_atomically
+from leadscore_core.predictor import build_compiled_predictor, remove_other_predictors
 
 GROUP = "publishing"
+_PREDICTOR = Path("leadscore_core") / "predictor.py"
 
 
 def publish_then_promote(files: dict[Path, bytes], move_champion_alias: Callable[[], None]) -> None:
@@ -79,7 +82,7 @@ def _check_the_gate_passed(candidate: Candidate, settings: PipelineSettings) -> 
 
 @asset(
     group_name=GROUP,
-    code_version=source_version([Path(__file__)]),
+    code_version=source_version([Path(__file__), Path(__file__).parents[3] / _PREDICTOR]),
     pool=PIPELINE_POOL,
     freshness_policy=DAILY,
 )
@@ -93,12 +96,22 @@ def published_model(
     candidate = lead_scoring_model
     gate = _check_the_gate_passed(candidate, settings)
     model = candidate.load_model()
+    # The model compiled to C (checked against XGBoost on the whole holdout), built beside the
+    # candidate and published before the model file, so that it is there when the service loads
+    # the new file; None (XGBoost serves) when it cannot be built.
+    library = build_compiled_predictor(
+        candidate.model_path.read_bytes(),
+        model.matrix(input_columns(candidate.holdout())),
+        candidate.directory,
+    )
+    published_dir = settings.published_model_path.parent
+    files = {settings.models_dir / MODEL_CARD_FILE: candidate.card_path.read_bytes()}
+    if library is not None:
+        files[published_dir / library.name] = library.read_bytes()
+    files[settings.published_model_path] = candidate.model_path.read_bytes()
     try:
         publish_then_promote(
-            {
-                settings.models_dir / MODEL_CARD_FILE: candidate.card_path.read_bytes(),
-                settings.published_model_path: candidate.model_path.read_bytes(),
-            },
+            files,
             lambda: tracking.client(settings).set_registered_model_alias(
                 REGISTERED_MODEL_NAME, CHAMPION_ALIAS, candidate.registered_version
             ),
@@ -108,6 +121,7 @@ def published_model(
             f"publishing {model.version} failed ({error}); the served files and the registry's "
             f"'{CHAMPION_ALIAS}' alias are unchanged"
         ) from error
+    remove_other_predictors(published_dir, keep=published_dir / library.name if library else None)
     context.log.info(f"published {model.version} to {settings.published_model_path}")
     metadata = model.metadata
     return MaterializeResult(
@@ -121,6 +135,7 @@ def published_model(
             "training_data": MetadataValue.json(dict(metadata.training_data or {})),
             "code_version": MetadataValue.json(dict(metadata.code_version or {})),
             "demo": metadata.demo,
+            "compiled_predictor": library.name if library else "none (XGBoost predicts)",
             "gate": MetadataValue.json(gate),
             "model_card": MetadataValue.md(candidate.card_path.read_text()),
         },

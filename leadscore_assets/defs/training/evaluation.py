@@ -17,7 +17,6 @@ That is the average over every order of the tied leads, so results never depend 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,6 +32,10 @@ from sklearn.metrics import (
 )
 
 from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD
+
+# Tiers are defined with the label in leadscore_core; re-exported for the training asset.
+from leadscore_core.tiers import SALES_TIERS, ScoreTier
+from leadscore_core.tiers import score_tiers as score_tiers
 
 # Where the seed's accuracy, precision, recall and F1 cut: XGBoost's own class prediction.
 CLASSIFICATION_CUTOFF = 0.5
@@ -155,49 +158,6 @@ def classification_metrics(
         "rows": n_leads,
         "positives": positives,
     }
-
-
-@dataclass(frozen=True)
-class ScoreTier:
-    """Leads with lower < score <= upper (the lowest tier also takes a score of exactly 0)."""
-
-    name: str
-    lower: float
-    upper: float
-
-
-def score_tiers(
-    boundaries: Sequence[float] = (0.2, 0.5, DEFAULT_ROUTING_THRESHOLD),
-) -> tuple[ScoreTier, ...]:
-    """Sales tiers A, B, C, ... from the highest scores down, split at ascending `boundaries`.
-
-    The last boundary is the routing threshold, so tier A is exactly the leads the API labels
-    "high" and the workflow routes; the default gives A (> 0.8), B (0.5–0.8), C (0.2–0.5),
-    D (≤ 0.2).
-    """
-    cuts = [float(b) for b in boundaries]
-    if not cuts:
-        raise ValueError("score tiers need at least one boundary")
-    for cut in cuts:
-        _check_open_unit_interval("a tier boundary", cut)
-    if any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
-        raise ValueError(f"tier boundaries must be strictly ascending, got {cuts}")
-    edges = [0.0, *cuts, 1.0]
-    tiers = []
-    for rank, upper_index in enumerate(range(len(edges) - 1, 0, -1)):
-        lower, upper = edges[upper_index - 1], edges[upper_index]
-        letter = chr(ord("A") + rank)
-        if upper == 1.0:
-            label = f"{letter} (> {lower:g})"
-        elif lower == 0.0:
-            label = f"{letter} (≤ {upper:g})"
-        else:
-            label = f"{letter} ({lower:g}–{upper:g})"
-        tiers.append(ScoreTier(label, lower, upper))
-    return tuple(tiers)
-
-
-SALES_TIERS = score_tiers()
 
 
 def _check_tiers_cover_unit_interval(tiers: Sequence[ScoreTier]) -> None:
