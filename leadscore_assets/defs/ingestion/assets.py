@@ -2,18 +2,7 @@
 
 from pathlib import Path
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    DataVersion,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    ResourceParam,
-    asset,
-    multi_asset,
-)
+import dagster as dg
 
 from leadscore_assets.defs.ingestion import folder as landing
 from leadscore_assets.defs.ingestion.loader import load_landing
@@ -23,7 +12,7 @@ from leadscore_assets.provenance import source_version
 from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
 
 GROUP = "ingestion"
-RAW_TABLE_KEYS = {table: AssetKey([RAW_SCHEMA, table]) for table in LANDING_TABLES}
+RAW_TABLE_KEYS = {table: dg.AssetKey([RAW_SCHEMA, table]) for table in LANDING_TABLES}
 # Recorded on the raw tables by a successful load only: what the landing sensor compares with.
 LOADED_DIGEST_KEY = "files_digest"
 _CODE_VERSION = source_version(
@@ -31,10 +20,10 @@ _CODE_VERSION = source_version(
 )
 
 
-@asset(group_name=GROUP, code_version=_CODE_VERSION, pool=PIPELINE_POOL)
+@dg.asset(group_name=GROUP, code_version=_CODE_VERSION, pool=PIPELINE_POOL)
 def landing_files(
-    context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]
-) -> MaterializeResult:
+    context: dg.AssetExecutionContext, settings: dg.ResourceParam[PipelineSettings]
+) -> dg.MaterializeResult:
     """The raw exports in `landing/` (GA4 sessions, CRM contacts, CRM deals).
 
     When the folder holds no data file and demo mode is on (LEADSCORE_DEMO_MODE), it is filled with
@@ -53,7 +42,7 @@ def landing_files(
         files = landing.discover(landing_dir)
         seeded = True
     if not files:
-        raise Failure(
+        raise dg.Failure(
             f"No landing files in {landing_dir}. Drop ga4_sessions*, crm_contacts* and crm_deals* "
             "exports there (docs/landing_schema.md), or set LEADSCORE_DEMO_MODE=true to try the "
             "pipeline on synthetic demo data."
@@ -62,22 +51,22 @@ def landing_files(
     ignored = landing.unrecognised(landing_dir)
     if ignored:
         context.log.warning(f"ignoring files that match no landing table: {', '.join(ignored)}")
-    return MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
-            "files": MetadataValue.json(dict(landing.landing_summary(files))),
+            "files": dg.MetadataValue.json(dict(landing.landing_summary(files))),
             "total_bytes": sum(f.size for f in files),
             "seeded_with_synthetic_data": seeded,
-            "ignored_files": MetadataValue.json(ignored),
-            "landing_dir": MetadataValue.path(str(landing_dir)),
+            "ignored_files": dg.MetadataValue.json(ignored),
+            "landing_dir": dg.MetadataValue.path(str(landing_dir)),
             "files_digest": digest,
         },
-        data_version=DataVersion(digest[:16]),
+        data_version=dg.DataVersion(digest[:16]),
     )
 
 
-@multi_asset(
+@dg.multi_asset(
     specs=[
-        AssetSpec(
+        dg.AssetSpec(
             key,
             deps=[landing_files],
             group_name=GROUP,
@@ -88,7 +77,9 @@ def landing_files(
     ],
     pool=PIPELINE_POOL,
 )
-def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[PipelineSettings]):
+def raw_landing_tables(
+    context: dg.AssetExecutionContext, settings: dg.ResourceParam[PipelineSettings]
+):
     """Load every landing file into `raw.*` in one transaction.
 
     A malformed file is moved to landing/quarantine/ with a reason file beside it and the run
@@ -100,7 +91,7 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
         loaded = load_landing(settings.warehouse_path, files)
     except landing.LandingFileError as error:
         moved = landing.quarantine(error, settings.landing_dir)
-        raise Failure(
+        raise dg.Failure(
             description=f"Landing file {error.path.name} rejected: {error.problem}. "
             f"Moved to {moved.relative_to(settings.data_dir)}; the warehouse and the published "
             "model are unchanged.",
@@ -115,12 +106,12 @@ def raw_landing_tables(context: AssetExecutionContext, settings: ResourceParam[P
     summary = landing.landing_summary(files)
     digest = landing.files_digest(files)
     for table, key in RAW_TABLE_KEYS.items():
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             asset_key=key,
             metadata={
                 "dagster/row_count": loaded.rows[table],
-                "source_files": MetadataValue.json(summary[table]),
-                "duplicate_rows_dropped": MetadataValue.json(
+                "source_files": dg.MetadataValue.json(summary[table]),
+                "duplicate_rows_dropped": dg.MetadataValue.json(
                     {name: loaded.duplicate_rows.get(name, 0) for name in summary[table]}
                 ),
                 "table": f"{RAW_SCHEMA}.{table}",

@@ -9,15 +9,7 @@ first, the registry's `champion` alias moved last (docs/operations.md).
 from collections.abc import Callable
 from pathlib import Path
 
-from dagster import (
-    AssetExecutionContext,
-    DataVersion,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    ResourceParam,
-    asset,
-)
+import dagster as dg
 from mlflow.exceptions import MlflowException
 
 from leadscore_assets import tracking
@@ -69,10 +61,10 @@ def _check_the_gate_passed(candidate: Candidate, settings: PipelineSettings) -> 
     tags = tracking.client(settings).get_run(candidate.mlflow_run_id).data.tags
     if tags.get(GATE_TAG) != "passed":
         reason = tags.get(GATE_REASON_TAG, "the promotion gate has not checked it")
-        raise Failure(f"{candidate.model_version} is not published: {reason}")
+        raise dg.Failure(f"{candidate.model_version} is not published: {reason}")
     champion = current_champion_version(settings)
     if tags.get(GATE_CHAMPION_TAG) != champion:
-        raise Failure(
+        raise dg.Failure(
             f"{candidate.model_version} is not published: the gate compared it with champion "
             f"{tags.get(GATE_CHAMPION_TAG)}, but the champion is now {champion}; "
             "run the gate again"
@@ -80,17 +72,17 @@ def _check_the_gate_passed(candidate: Candidate, settings: PipelineSettings) -> 
     return {"passed": "true", "reason": tags.get(GATE_REASON_TAG, "")}
 
 
-@asset(
+@dg.asset(
     group_name=GROUP,
     code_version=source_version([Path(__file__), Path(__file__).parents[3] / _PREDICTOR]),
     pool=PIPELINE_POOL,
     freshness_policy=DAILY,
 )
 def published_model(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     lead_scoring_model: Candidate,
-    settings: ResourceParam[PipelineSettings],
-) -> MaterializeResult:
+    settings: dg.ResourceParam[PipelineSettings],
+) -> dg.MaterializeResult:
     """`models/lead_scoring_model.json`: the champion, replaced atomically, which the scoring
     API hot-reloads. Only a candidate that passed the promotion gate is published."""
     candidate = lead_scoring_model
@@ -117,27 +109,27 @@ def published_model(
             ),
         )
     except (OSError, MlflowException) as error:
-        raise Failure(
+        raise dg.Failure(
             f"publishing {model.version} failed ({error}); the served files and the registry's "
             f"'{CHAMPION_ALIAS}' alias are unchanged"
         ) from error
     remove_other_predictors(published_dir, keep=published_dir / library.name if library else None)
     context.log.info(f"published {model.version} to {settings.published_model_path}")
     metadata = model.metadata
-    return MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
             "model_version": model.version,
-            "registered_model": MetadataValue.json(dict(metadata.registered_model or {})),
-            "path": MetadataValue.path(str(settings.published_model_path)),
+            "registered_model": dg.MetadataValue.json(dict(metadata.registered_model or {})),
+            "path": dg.MetadataValue.path(str(settings.published_model_path)),
             "sha256": model.file_sha256,
             "mlflow_run_id": metadata.mlflow_run_id,
             "training_dagster_run_id": metadata.dagster_run_id,
-            "training_data": MetadataValue.json(dict(metadata.training_data or {})),
-            "code_version": MetadataValue.json(dict(metadata.code_version or {})),
+            "training_data": dg.MetadataValue.json(dict(metadata.training_data or {})),
+            "code_version": dg.MetadataValue.json(dict(metadata.code_version or {})),
             "demo": metadata.demo,
             "compiled_predictor": library.name if library else "none (XGBoost predicts)",
-            "gate": MetadataValue.json(gate),
-            "model_card": MetadataValue.md(candidate.card_path.read_text()),
+            "gate": dg.MetadataValue.json(gate),
+            "model_card": dg.MetadataValue.md(candidate.card_path.read_text()),
         },
-        data_version=DataVersion(model.file_sha256[:16]),
+        data_version=dg.DataVersion(model.file_sha256[:16]),
     )

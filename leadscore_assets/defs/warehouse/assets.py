@@ -11,16 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    DataVersion,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    ResourceParam,
-    asset,
-)
+import dagster as dg
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -35,9 +26,9 @@ from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
 from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
 
 GROUP = "warehouse"
-MART_KEY = AssetKey(["marts", "fct_lead_scoring_features"])
+MART_KEY = dg.AssetKey(["marts", "fct_lead_scoring_features"])
 MART_TABLE = "marts.fct_lead_scoring_features"
-FEATURES_CSV_KEY = AssetKey("lead_scoring_features_csv")
+FEATURES_CSV_KEY = dg.AssetKey("lead_scoring_features_csv")
 # Fractional columns are written with this many decimals: the same inputs give the same bytes,
 # so the file's sha256 is a real data version.
 CSV_DECIMALS = 6
@@ -59,7 +50,9 @@ class LeadscoreDbtTranslator(DagsterDbtTranslator):
     pool=PIPELINE_POOL,
 )
 def leadscore_dbt_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, settings: ResourceParam[PipelineSettings]
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: dg.ResourceParam[PipelineSettings],
 ):
     """`dbt build`: seeds, staging views, the feature mart and the time spine, with tests."""
     target_path = settings.dbt_runs_dir / f"{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
@@ -78,7 +71,7 @@ def _csv_select() -> str:
     )
 
 
-@asset(
+@dg.asset(
     key=FEATURES_CSV_KEY,
     group_name=GROUP,
     deps=[MART_KEY],
@@ -86,8 +79,8 @@ def _csv_select() -> str:
     pool=PIPELINE_POOL,
 )
 def lead_scoring_features_csv(
-    duckdb: DuckDBResource, settings: ResourceParam[PipelineSettings]
-) -> MaterializeResult:
+    duckdb: DuckDBResource, settings: dg.ResourceParam[PipelineSettings]
+) -> dg.MaterializeResult:
     """`lead_scoring_features.csv`: the mart's specified columns, written atomically, byte for
     byte the same for the same mart."""
     target = settings.features_csv_path
@@ -96,21 +89,21 @@ def lead_scoring_features_csv(
     with duckdb.get_connection() as conn:
         rows, positives = conn.execute(f"SELECT count(*), sum(is_won) FROM {MART_TABLE}").fetchone()
         if not rows:
-            raise Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
+            raise dg.Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
         conn.execute(
             f"COPY (SELECT {_csv_select()} FROM {MART_TABLE} ORDER BY contact_id) "
             f"TO '{quoted}' (HEADER, DELIMITER ',')"
         )
     partial.replace(target)
     digest = sha256_file(target)
-    return MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "positives": int(positives or 0),
             "conversion_rate": float((positives or 0) / rows),
-            "columns": MetadataValue.json(list(CSV_COLUMNS)),
-            "path": MetadataValue.path(str(target)),
+            "columns": dg.MetadataValue.json(list(CSV_COLUMNS)),
+            "path": dg.MetadataValue.path(str(target)),
             "sha256": digest,
         },
-        data_version=DataVersion(digest[:16]),
+        data_version=dg.DataVersion(digest[:16]),
     )
