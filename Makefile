@@ -8,6 +8,8 @@ PORT ?= 8000
 
 export LEADSCORE_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(LEADSCORE_DATA_DIR)/dagster
+# MLflow reports usage to its maintainers unless told not to; nothing leaves this machine.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 # Tools installed in the venv (dbt, dagster) must be found by the processes they start.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
