@@ -14,8 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import mlflow
-from dagster import DagsterInstance
-from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster import DagsterExecutionInterruptedError, DagsterInstance
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
