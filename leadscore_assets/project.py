@@ -31,7 +31,8 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
 def dbt_vars(settings: PipelineSettings) -> dict[str, Any]:
     """The constants the dbt project reads with `var()`, rendered from their Python definitions
-    (features.py, the landing schema), plus where the warehouse is (profiles.yml)."""
+    (features.py, the landing schema), plus where the DuckDB warehouse is (profiles.yml; its
+    `postgres` target reads its connection from the LEADSCORE_POSTGRES_* variables instead)."""
     return {
         "warehouse_path": str(settings.warehouse_path),
         "engaged_session_seconds": ENGAGED_SESSION_SECONDS,
@@ -52,13 +53,16 @@ def dbt_vars_argument(settings: PipelineSettings) -> list[str]:
     return ["--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
 
 
-def dbt_cli() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+def dbt_cli(settings: PipelineSettings) -> DbtCliResource:
+    """dbt on the settings' warehouse: the profile's target named like the engine."""
+    return DbtCliResource(
+        project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, target=settings.warehouse
+    )
 
 
 def prepare_manifest(settings: PipelineSettings) -> Path:
     """Parse the dbt project into target/manifest.json (no warehouse connection needed)."""
-    dbt_cli().cli(
+    dbt_cli(settings).cli(
         ["parse", "--quiet", *dbt_vars_argument(settings)], target_path=dbt_project.target_path
     ).wait()
     return dbt_project.manifest_path

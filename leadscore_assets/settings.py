@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from leadscore_core.calibration import CALIBRATION_METHODS
@@ -24,6 +24,11 @@ CHAMPION_ALIAS = "champion"
 PIPELINE_POOL = "leadscore_pipeline"
 
 SplitKind = Literal["random", "time"]
+# Where the raw tables and the dbt models live (leadscore_assets/warehouse.py).
+WarehouseKind = Literal["duckdb", "postgres"]
+# Where the Dagster instance keeps runs, events and schedules (deploy/dagster.yaml and, for
+# postgres, deploy/dagster_storage_postgres.yaml).
+DagsterStorage = Literal["sqlite", "postgres"]
 CALIBRATION_CHOICES = ("auto", *CALIBRATION_METHODS)
 CalibrationChoice = Literal[CALIBRATION_CHOICES]  # type: ignore[valid-type]
 
@@ -56,10 +61,28 @@ class PipelineSettings(DataDirSettings):
     retrain_cron: str = "0 6 * * *"
     sensor_min_interval_seconds: int = Field(30, ge=1)
 
-    # MLflow: the standard variable wins; default is a sqlite store in the data dir.
+    # The warehouse: the embedded DuckDB file in the data dir, or a PostgreSQL database. The
+    # Postgres connection is read from the environment by the pipeline and by dbt's profile alike
+    # (dbt_project/profiles.yml), so set these variables rather than passing them in code.
+    warehouse: WarehouseKind = "duckdb"
+    postgres_host: str = "localhost"
+    postgres_port: int = Field(5432, ge=1, le=65535)
+    postgres_user: str = "leadscore"
+    postgres_password: SecretStr = SecretStr("")
+    postgres_database: str = "leadscore"
+    postgres_sslmode: str = "prefer"
+
+    # MLflow: the standard variable wins; default is a sqlite store in the data dir. Any store
+    # MLflow supports works, e.g. postgresql://user:password@host:5432/mlflow.
     mlflow_tracking_uri: str | None = Field(
         None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LEADSCORE_MLFLOW_TRACKING_URI")
     )
+    # Where new experiments keep their artifacts (a path or URI such as s3://bucket/mlflow).
+    # Default: the data dir, unless the tracking URI is a tracking server, which then decides.
+    mlflow_artifact_location: str | None = None
+
+    # The Dagster instance's storage, as installed by `leadscore instance`.
+    dagster_storage: DagsterStorage = "sqlite"
 
     @property
     def warehouse_path(self) -> Path:
@@ -94,7 +117,11 @@ class PipelineSettings(DataDirSettings):
         return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
-    def artifact_location(self) -> str:
+    def artifact_location(self) -> str | None:
+        if self.mlflow_artifact_location:
+            return self.mlflow_artifact_location
+        if self.tracking_uri.startswith(("http://", "https://", "databricks")):
+            return None
         return (self.mlflow_dir / "artifacts").as_uri()
 
 

@@ -4,6 +4,7 @@ it when `leadscore_assets.definitions` is imported."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,51 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory):
 def pipeline_model_path(trained_pipeline) -> Path:
     """The model file the pipeline published (what the scoring API serves)."""
     return trained_pipeline.settings.published_model_path
+
+
+# `.ci/run` sets this: there, a missing PostgreSQL server is a failure, not a reason to skip.
+REQUIRE_POSTGRES_VARIABLE = "LEADSCORE_TEST_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (tests/postgres_server.py), stopped at the end."""
+    from postgres_server import PostgresServer, binaries_dir
+
+    bin_dir = binaries_dir()
+    if bin_dir is None:
+        reason = (
+            "PostgreSQL server binaries (initdb, postgres) not found: install Debian's "
+            "`postgresql` package (.ci/run does when they are missing)"
+        )
+        if os.environ.get(REQUIRE_POSTGRES_VARIABLE) == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.stop()
+
+
+def postgres_database(server) -> str:
+    """A new, empty database on `server`; returns its name."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    return name
+
+
+@pytest.fixture
+def postgres_warehouse(postgres_server):
+    """A warehouse on a new, empty PostgreSQL database."""
+    from leadscore_assets.warehouse import PostgresWarehouse
+
+    return PostgresWarehouse(**postgres_server.connection(postgres_database(postgres_server)))
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request, tmp_path):
+    """An empty warehouse on each engine: a DuckDB file, and a new PostgreSQL database."""
+    from leadscore_assets.warehouse import DuckDBWarehouse
+
+    if request.param == "duckdb":
+        return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    return request.getfixturevalue("postgres_warehouse")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -18,6 +17,7 @@ from leadscore_assets.defs.ingestion.folder import (
     unrecognised,
 )
 from leadscore_assets.defs.ingestion.loader import load_landing
+from leadscore_assets.defs.ingestion.schema import PRIMARY_KEYS
 from leadscore_assets.demo.files import write_landing
 from leadscore_assets.demo.generator import generate
 
@@ -30,8 +30,8 @@ def landing_dir(tmp_path):
 
 
 def _raw(warehouse, table):
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").df()
+    keys = ", ".join(PRIMARY_KEYS[table])
+    return warehouse.fetch_arrow(f"SELECT * FROM raw.{table} ORDER BY {keys}").to_pandas()
 
 
 def test_file_names_pick_tables_and_partial_uploads_are_ignored(tmp_path):
@@ -62,27 +62,27 @@ def test_digest_changes_when_a_file_changes(landing_dir):
     assert files_digest(discover(landing_dir)) != before
 
 
-def test_loads_all_tables(landing_dir, tmp_path):
-    counts = load_landing(tmp_path / "w.duckdb", discover(landing_dir)).rows
+def test_loads_all_tables(landing_dir, warehouse):
+    counts = load_landing(warehouse, discover(landing_dir)).rows
     export = generate(400, 5)
     assert counts == {
         "ga4_sessions": export.sessions.num_rows,
         "crm_contacts": export.contacts.num_rows,
         "crm_deals": export.deals.num_rows,
     }
-    contacts = _raw(tmp_path / "w.duckdb", "crm_contacts")
+    contacts = _raw(warehouse, "crm_contacts")
     assert str(contacts["created_at"].dtype).startswith("datetime64")
     assert set(contacts["_source_file"]) == {"crm_contacts.csv"}
 
 
-def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir, tmp_path):
+def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir, warehouse):
     deals = pd.read_csv(landing_dir / "crm_deals.csv")
     reexport = deals.head(3).drop(columns=["amount"]).assign(stage="closed_lost")
     later = time.time() + 10
     reexport.to_parquet(landing_dir / "crm_deals_reexport.parquet", index=False)
     os.utime(landing_dir / "crm_deals_reexport.parquet", (later, later))
-    load_landing(tmp_path / "w.duckdb", discover(landing_dir))
-    raw = _raw(tmp_path / "w.duckdb", "crm_deals").set_index("deal_id")
+    load_landing(warehouse, discover(landing_dir))
+    raw = _raw(warehouse, "crm_deals").set_index("deal_id")
     assert len(raw) == len(deals)
     for deal_id in reexport["deal_id"]:
         assert raw.loc[deal_id, "stage"] == "closed_lost"
@@ -105,9 +105,8 @@ def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir,
     ],
 )
 def test_malformed_file_fails_naming_file_and_problem_and_changes_nothing(
-    landing_dir, tmp_path, content, expected
+    landing_dir, warehouse, content, expected
 ):
-    warehouse = tmp_path / "w.duckdb"
     load_landing(warehouse, discover(landing_dir))
     before = {t: _raw(warehouse, t) for t in ("ga4_sessions", "crm_contacts", "crm_deals")}
 
@@ -165,42 +164,40 @@ def _rejected(landing_dir, warehouse, name, write):
     ],
 )
 def test_empty_truncated_and_fractional_csv_files_get_a_precise_reason(
-    landing_dir, tmp_path, content, expected
+    landing_dir, warehouse, content, expected
 ):
-    error = _rejected(
-        landing_dir, tmp_path / "w.duckdb", "crm_deals_bad.csv", lambda p: p.write_text(content)
-    )
+    error = _rejected(landing_dir, warehouse, "crm_deals_bad.csv", lambda p: p.write_text(content))
     assert expected in error.problem
     assert "missing required column" not in error.problem
 
 
-def test_a_fractional_id_in_parquet_is_rejected_not_rounded(landing_dir, tmp_path):
+def test_a_fractional_id_in_parquet_is_rejected_not_rounded(landing_dir, warehouse):
     deals = pd.DataFrame(
         {"deal_id": [7.0, 8.5], "contact_id": [1, 1], "stage": ["open", "closed_won"]}
     )
     error = _rejected(
         landing_dir,
-        tmp_path / "w.duckdb",
+        warehouse,
         "crm_deals_floats.parquet",
         lambda p: deals.to_parquet(p, index=False),
     )
     assert "column deal_id: 1 value(s) not a whole number" in error.problem
 
 
-def test_conflicting_rows_for_one_key_in_one_file_reject_the_file(landing_dir, tmp_path):
+def test_conflicting_rows_for_one_key_in_one_file_reject_the_file(landing_dir, warehouse):
     content = "deal_id,contact_id,stage\n5,1,open\n5,1,closed_won\n6,1,open\n6,2,open\n7,1,open\n"
     error = _rejected(
-        landing_dir, tmp_path / "w.duckdb", "crm_deals_dupes.csv", lambda p: p.write_text(content)
+        landing_dir, warehouse, "crm_deals_dupes.csv", lambda p: p.write_text(content)
     )
     assert "2 key(s) appear more than once with different values" in error.problem
     assert "deal_id=5" in error.problem and "deal_id=6" in error.problem
 
 
-def test_exact_duplicate_rows_in_one_file_are_loaded_once_and_counted(landing_dir, tmp_path):
+def test_exact_duplicate_rows_in_one_file_are_loaded_once_and_counted(landing_dir, warehouse):
     deals = landing_dir / "crm_deals.csv"
     header, first, *_ = deals.read_text().splitlines()
     deals.write_text(deals.read_text() + f"{first}\n{first}\n")
-    loaded = load_landing(tmp_path / "w.duckdb", discover(landing_dir))
-    raw = _raw(tmp_path / "w.duckdb", "crm_deals")
+    loaded = load_landing(warehouse, discover(landing_dir))
+    raw = _raw(warehouse, "crm_deals")
     assert raw["deal_id"].is_unique
     assert loaded.duplicate_rows == {"crm_deals.csv": 2}

@@ -1,13 +1,14 @@
 """What every domain's assets run with, bound to the settings the definitions are built for: the
-settings themselves, DuckDB, dbt, the candidates IO manager, and one in-process executor."""
+settings themselves, the warehouse (DuckDB or PostgreSQL), dbt on the same engine, the candidates
+IO manager, and one in-process executor."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.defs.training.assets import CANDIDATES_IO_MANAGER
 from leadscore_assets.defs.training.candidate import CandidateIOManager
 from leadscore_assets.project import dbt_cli
 from leadscore_assets.settings import current
+from leadscore_assets.warehouse import warehouse_for
 
 
 @dg.definitions
@@ -16,8 +17,8 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "settings": settings,
-            "dbt": dbt_cli(),
-            "duckdb": DuckDBResource(database=str(settings.warehouse_path)),
+            "dbt": dbt_cli(settings),
+            "warehouse": warehouse_for(settings),
             CANDIDATES_IO_MANAGER: CandidateIOManager(candidates_dir=str(settings.candidates_dir)),
         },
         # Steps share one process: on a small machine, a subprocess per step (the default)

@@ -1,1 +1,1 @@
-"""Landing files -> DuckDB schema `raw`: the landing schema, folder, loader and assets."""
+"""Landing files -> the warehouse's schema `raw`: the landing schema, folder, loader and assets."""

@@ -1,4 +1,4 @@
-"""Ingestion: landing files (seeded with demo data in demo mode) -> DuckDB schema `raw`."""
+"""Ingestion: landing files (seeded with demo data in demo mode) -> the warehouse's schema `raw`."""
 
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from leadscore_assets.defs.ingestion.schema import LANDING_TABLES, RAW_SCHEMA
 from leadscore_assets.demo.files import seed_landing
 from leadscore_assets.provenance import source_version
 from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
+from leadscore_assets.warehouse import Warehouse
 
 GROUP = "ingestion"
 RAW_TABLE_KEYS = {table: dg.AssetKey([RAW_SCHEMA, table]) for table in LANDING_TABLES}
@@ -70,7 +71,7 @@ def landing_files(
             key,
             deps=[landing_files],
             group_name=GROUP,
-            description=f"Landing exports of `{table}` loaded into DuckDB `raw.{table}`.",
+            description=f"Landing exports of `{table}` loaded into the warehouse's `raw.{table}`.",
             code_version=_CODE_VERSION,
         )
         for table, key in RAW_TABLE_KEYS.items()
@@ -78,7 +79,9 @@ def landing_files(
     pool=PIPELINE_POOL,
 )
 def raw_landing_tables(
-    context: dg.AssetExecutionContext, settings: dg.ResourceParam[PipelineSettings]
+    context: dg.AssetExecutionContext,
+    settings: dg.ResourceParam[PipelineSettings],
+    warehouse: dg.ResourceParam[Warehouse],
 ):
     """Load every landing file into `raw.*` in one transaction.
 
@@ -86,9 +89,8 @@ def raw_landing_tables(
     fails naming it; the warehouse keeps the previously loaded data.
     """
     files = landing.discover(settings.landing_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        loaded = load_landing(settings.warehouse_path, files)
+        loaded = load_landing(warehouse, files)
     except landing.LandingFileError as error:
         moved = landing.quarantine(error, settings.landing_dir)
         raise dg.Failure(

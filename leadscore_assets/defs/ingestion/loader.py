@@ -1,7 +1,8 @@
-"""Landing files -> DuckDB schema `raw`, all or nothing.
+"""Landing files -> the warehouse's schema `raw`, all or nothing.
 
-Every file is read and type-checked before anything is replaced; the raw tables are then swapped
-in one transaction, so a bad file leaves the previously loaded data exactly as it was. When several
+Every file is read and type-checked in DuckDB before anything is replaced; the raw tables are then
+swapped in one warehouse transaction (on DuckDB, or on PostgreSQL by COPY: leadscore_assets/
+warehouse.py), so a bad file leaves the previously loaded data exactly as it was. When several
 files hold the same key (a re-export), the newest file wins.
 """
 
@@ -29,6 +30,7 @@ from leadscore_assets.defs.ingestion.schema import (
     RAW_SCHEMA,
     Column,
 )
+from leadscore_assets.warehouse import Warehouse
 
 INTEGER_TYPES = ("BIGINT", "INTEGER")
 CSV_DELIMITERS = ",;\t|"
@@ -215,12 +217,26 @@ class LandingLoad:
     duplicate_rows: dict[str, int]
 
 
-def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> LandingLoad:
-    """Replace raw.<table> for every table from `files`.
+def _latest_rows(table: str, staged_names: Sequence[str]) -> str:
+    """The table's rows from every staged file; later files (newer exports) win when a key
+    appears more than once."""
+    union = " UNION ALL ".join(
+        f"SELECT *, {order} AS _file_order FROM {name}" for order, name in enumerate(staged_names)
+    )
+    keys = ", ".join(PRIMARY_KEYS[table])
+    return (
+        f"SELECT * EXCLUDE (_file_order) FROM ({union}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _file_order DESC) = 1"
+    )
 
-    All files are staged and checked first; the swap happens in one transaction. On any
-    LandingFileError nothing in the warehouse changes. Rows repeated exactly within a file are
-    loaded once and counted; different rows for one key within a file reject the file.
+
+def load_landing(warehouse: Warehouse, files: Sequence[LandingFile]) -> LandingLoad:
+    """Replace raw.<table> in the warehouse for every table from `files`.
+
+    All files are read, staged and checked in DuckDB first (`Warehouse.staging`); the warehouse's
+    raw tables are then replaced in one transaction. On any LandingFileError nothing in the
+    warehouse changes. Rows repeated exactly within a file are loaded once and counted; different
+    rows for one key within a file reject the file.
     """
     empty = tables_without_files(files)
     if empty:
@@ -229,7 +245,7 @@ def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> Landing
     for file in files:
         by_table[file.table].append(file)
 
-    with duckdb.connect(str(warehouse)) as conn:
+    with warehouse.staging() as conn:
         staged: dict[str, list[str]] = {}
         duplicates: dict[str, int] = {}
         for table, table_files in by_table.items():
@@ -240,27 +256,13 @@ def load_landing(warehouse: Path | str, files: Sequence[LandingFile]) -> Landing
                 if dropped:
                     duplicates[file.path.name] = dropped
                 staged[table].append(name)
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-            for table, names in staged.items():
-                # Later files (newer exports) win when a key appears more than once.
-                union = " UNION ALL ".join(
-                    f"SELECT *, {order} AS _file_order FROM {name}"
-                    for order, name in enumerate(names)
-                )
-                keys = ", ".join(PRIMARY_KEYS[table])
-                conn.execute(
-                    f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{table} AS "
-                    f"SELECT * EXCLUDE (_file_order) FROM ({union}) "
-                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _file_order DESC) = 1"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        rows = {
-            table: conn.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()[0]
-            for table in LANDING_TABLES
-        }
-        return LandingLoad(rows, duplicates)
+        rows = warehouse.replace_from_staging(
+            conn,
+            {
+                f"{RAW_SCHEMA}.{table}": _latest_rows(table, names)
+                for table, names in staged.items()
+            },
+        )
+    return LandingLoad(
+        {table: rows[f"{RAW_SCHEMA}.{table}"] for table in LANDING_TABLES}, duplicates
+    )

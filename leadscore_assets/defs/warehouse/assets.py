@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
+import pyarrow as pa
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
     dbt_assets,
 )
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.project import dbt_project, dbt_vars_argument
 from leadscore_assets.provenance import sha256_file, source_version
 from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
+from leadscore_assets.warehouse import Warehouse
 from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
 
 GROUP = "warehouse"
@@ -71,6 +73,20 @@ def _csv_select() -> str:
     )
 
 
+def write_features_csv(mart: pa.Table, path: Path) -> None:
+    """Write the mart's rows as the training CSV. One writer (an in-memory DuckDB, in UTC)
+    formats every value, so the same values give the same bytes whichever warehouse engine they
+    were read from."""
+    quoted = str(path).replace("'", "''")
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.register("mart", mart)
+        conn.execute(
+            f"COPY (SELECT {_csv_select()} FROM mart ORDER BY contact_id) "
+            f"TO '{quoted}' (HEADER, DELIMITER ',')"
+        )
+
+
 @dg.asset(
     key=FEATURES_CSV_KEY,
     group_name=GROUP,
@@ -79,21 +95,20 @@ def _csv_select() -> str:
     pool=PIPELINE_POOL,
 )
 def lead_scoring_features_csv(
-    duckdb: DuckDBResource, settings: dg.ResourceParam[PipelineSettings]
+    warehouse: dg.ResourceParam[Warehouse], settings: dg.ResourceParam[PipelineSettings]
 ) -> dg.MaterializeResult:
     """`lead_scoring_features.csv`: the mart's specified columns, written atomically, byte for
-    byte the same for the same mart."""
+    byte the same for the same mart (on either warehouse engine)."""
     target = settings.features_csv_path
     partial = target.with_name(f".{target.name}.tmp")
-    quoted = str(partial).replace("'", "''")
-    with duckdb.get_connection() as conn:
-        rows, positives = conn.execute(f"SELECT count(*), sum(is_won) FROM {MART_TABLE}").fetchone()
-        if not rows:
-            raise dg.Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
-        conn.execute(
-            f"COPY (SELECT {_csv_select()} FROM {MART_TABLE} ORDER BY contact_id) "
-            f"TO '{quoted}' (HEADER, DELIMITER ',')"
-        )
+    rows, positives = warehouse.fetch_one(f"SELECT count(*), sum(is_won) FROM {MART_TABLE}")
+    if not rows:
+        raise dg.Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
+    mart = warehouse.fetch_arrow(
+        f"SELECT {', '.join(CSV_COLUMNS)} FROM {MART_TABLE} ORDER BY contact_id"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_features_csv(mart, partial)
     partial.replace(target)
     digest = sha256_file(target)
     return dg.MaterializeResult(
