@@ -165,8 +165,8 @@ KIND_TO_SQL_TYPE = {
     "count": "integer",
     "bool": "boolean",
     "category": "varchar",
-    "seconds": "double",
-    "days": "double",
+    "seconds": "double precision",
+    "days": "double precision",
 }
 
 
@@ -209,7 +209,7 @@ def test_every_var_the_dbt_project_reads_comes_from_the_python_spec(tmp_path):
         for path in DBT_PROJECT_DIR.rglob("*")
         if path.suffix in (".sql", ".yml") and "target" not in path.parts
     )
-    used = set(re.findall(r"""var\(\s*['"](\w+)['"]""", text))
+    used = set(re.findall(r"""(?<!env_)var\(\s*['"](\w+)['"]""", text))
     passed = set(dbt_vars(PipelineSettings(data_dir=tmp_path)))
     defaults = set(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"])
     assert used - {"scoring_cutoff"} <= passed

@@ -20,11 +20,11 @@ deals as (
 outcomes as (
     select
         contact_id,
-        bool_or(stage = '{{ var("deal_stage_won") }}') as has_won_deal,
-        bool_or(stage = '{{ var("deal_stage_open") }}') as has_open_deal,
-        bool_or(stage = '{{ var("deal_stage_lost") }}') as has_lost_deal,
-        min(closed_at) filter (where stage = '{{ var("deal_stage_won") }}') as first_won_at,
-        max(closed_at) filter (where stage = '{{ var("deal_stage_lost") }}') as last_lost_at
+        {{ dbt.bool_or("stage = '" ~ var("deal_stage_won") ~ "'") }} as has_won_deal,
+        {{ dbt.bool_or("stage = '" ~ var("deal_stage_open") ~ "'") }} as has_open_deal,
+        {{ dbt.bool_or("stage = '" ~ var("deal_stage_lost") ~ "'") }} as has_lost_deal,
+        min(case when stage = '{{ var("deal_stage_won") }}' then closed_at end) as first_won_at,
+        max(case when stage = '{{ var("deal_stage_lost") }}' then closed_at end) as last_lost_at
     from deals
     group by contact_id
 ),
@@ -55,7 +55,7 @@ leads_as_of as (
         *,
         coalesce(
             outcome_at,
-            {% if cutoff %}cast('{{ cutoff }}' as timestamptz){% else %}current_timestamp{% endif %}
+            {% if cutoff %}cast('{{ cutoff }}' as timestamp with time zone){% else %}current_timestamp{% endif %}
         ) as features_as_of
     from leads
 ),
@@ -67,6 +67,7 @@ known_channels as (
 counted_sessions as (
     select
         leads_as_of.contact_id,
+        sessions.session_id,
         sessions.session_number,
         sessions.session_started_at,
         sessions.engagement_seconds,
@@ -83,17 +84,19 @@ behaviour as (
     select
         contact_id,
         count(*) as sessions,
-        count(*) filter (
-            where engagement_seconds > {{ var('engaged_session_seconds') }}
+        count(
+            case when engagement_seconds > {{ var('engaged_session_seconds') }} then 1 end
         ) as engaged_sessions,
         sum(page_views) as page_views,
         max(session_number) = 1 as is_first_visit,
-        arg_min(channel, session_started_at) as channel,
-        -- Summed exactly (as a decimal), so the total does not depend on the order DuckDB's
+        -- The first session's channel (ties on the start time go to the lower session id).
+        {{ first_by('channel', 'session_started_at, session_id') }} as channel,
+        -- Summed exactly (as a decimal), so the total does not depend on the order the engine's
         -- threads add the sessions in: the same inputs give the same bytes downstream.
         sum(cast(engagement_seconds as decimal(18, 6))) as total_engagement_seconds,
-        date_diff('second', min(session_started_at), max(session_started_at)) / 86400.0
-            as days_active_span,
+        -- A double divided by a double: the same correctly rounded value on every engine.
+        cast({{ seconds_between('min(session_started_at)', 'max(session_started_at)') }}
+            as double precision) / 86400.0 as days_active_span,
         count(distinct channel) as distinct_channels
     from counted_sessions
     group by contact_id
@@ -106,13 +109,14 @@ select
     cast(coalesce(behaviour.sessions, 0) as integer) as sessions,
     cast(coalesce(behaviour.engaged_sessions, 0) as integer) as engaged_sessions,
     cast(coalesce(behaviour.page_views, 0) as integer) as page_views,
-    coalesce(behaviour.channel, '{{ var("fallback_channel") }}') as channel,
+    cast(coalesce(behaviour.channel, '{{ var("fallback_channel") }}') as varchar) as channel,
     coalesce(behaviour.is_first_visit, false) as is_first_visit,
-    cast(coalesce(behaviour.total_engagement_seconds, 0) as double) as total_engagement_seconds,
-    cast(coalesce(behaviour.days_active_span, 0) as double) as days_active_span,
+    cast(coalesce(behaviour.total_engagement_seconds, 0) as double precision)
+        as total_engagement_seconds,
+    cast(coalesce(behaviour.days_active_span, 0) as double precision) as days_active_span,
     cast(coalesce(behaviour.distinct_channels, 0) as integer) as distinct_channels,
     cast(leads_as_of.outcome = 'won' as integer) as is_won,
-    leads_as_of.outcome,
+    cast(leads_as_of.outcome as varchar) as outcome,
     leads_as_of.outcome_at,
     leads_as_of.features_as_of
 from leads_as_of

@@ -1,4 +1,7 @@
 {{ config(materialized='table') }}
--- Daily time spine MetricFlow needs to aggregate metrics over time.
-select cast(range as date) as date_day
-from range(date '2025-01-01', date '2030-01-01', interval 1 day)
+-- Daily time spine MetricFlow needs to aggregate metrics over time (2025 to 2029), built with
+-- dbt's cross-database date_spine.
+select cast(date_day as date) as date_day
+from (
+    {{ dbt.date_spine('day', "cast('2025-01-01' as date)", "cast('2029-12-31' as date)") }}
+) as days
