@@ -50,9 +50,9 @@ serve:
 ui: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-## mlflow-ui: MLflow UI on the local store, http://127.0.0.1:5000
+## mlflow-ui: MLflow UI on the pipeline's store (MLFLOW_TRACKING_URI, else the local one), http://127.0.0.1:5000
 mlflow-ui:
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(LEADSCORE_DATA_DIR)/mlflow/mlflow.db" --port 5000
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(LEADSCORE_DATA_DIR)/mlflow/mlflow.db}" --port 5000
 
 ## test: everything, including the real-n8n integration test
 test: install-dev prepare

@@ -1,7 +1,8 @@
 """`leadscore`: small command-line tools around the pipeline.
 
 leadscore prepare                      parse the dbt project (dagster-dbt needs the manifest)
-leadscore instance                     install deploy/dagster.yaml into $DAGSTER_HOME
+leadscore instance                     install deploy/dagster.yaml into $DAGSTER_HOME (storage:
+                                       LEADSCORE_DAGSTER_STORAGE, sqlite or postgres)
 leadscore dbt-vars                     the --vars the pipeline runs dbt with (to run dbt by hand)
 leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
                                        write synthetic exports into landing/
@@ -39,11 +40,15 @@ def _prepare(_: argparse.Namespace) -> None:
 
 def _instance(_: argparse.Namespace) -> None:
     from leadscore_assets.instance import install
+    from leadscore_assets.settings import PipelineSettings
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise SystemExit("set DAGSTER_HOME to the Dagster instance's directory")
-    console.print(f"Dagster instance settings: {install(Path(home))}")
+    storage = PipelineSettings().dagster_storage
+    console.print(
+        f"Dagster instance settings ({storage} storage): {install(Path(home), storage=storage)}"
+    )
 
 
 def _dbt_vars(_: argparse.Namespace) -> None:

@@ -77,10 +77,12 @@ def training_run_config(**fields: Any) -> dict[str, Any]:
     return {"ops": {"lead_scoring_model": {"config": fields}}}
 
 
-def install_instance_config(dagster_home: Path, **overrides: dict[str, Any]) -> Path:
+def install_instance_config(
+    dagster_home: Path, storage: str = "sqlite", **overrides: dict[str, Any]
+) -> Path:
     """The shipped deploy/dagster.yaml in `dagster_home`, installed as `make ui` installs it;
     `overrides` replace keys of its top-level sections, e.g. run_monitoring={...}."""
     config = yaml.safe_load(INSTANCE_SETTINGS.read_text())
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values}
-    return install(dagster_home, yaml.safe_dump(config))
+    return install(dagster_home, yaml.safe_dump(config), storage=storage)
