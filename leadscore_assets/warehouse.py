@@ -7,9 +7,9 @@ touches a table goes through this small interface, so switching engines is confi
 
 - `fetch_all(sql)`, `fetch_one(sql)`, `fetch_arrow(sql)`: a query's rows, as tuples or as an
   Arrow table with the engine's column types;
-- `replace_tables({"schema.table": rows})`: replace whole tables from Arrow rows in one
-  transaction (readers see the old tables or the new ones, never a mix);
-- `append_rows("schema.table", rows)`: add Arrow rows to a table, creating it if needed;
+- `write_tables(replace={"schema.table": rows}, append={...})`: replace whole tables with Arrow
+  rows and append rows to others (creating them if needed), all in one transaction: readers see
+  every table as it was or every table as written, never a mix (`replace_tables(...)` for short);
 - `staging()` and `replace_from_staging(staging, {"schema.table": query})`: check incoming data in
   a DuckDB connection first (for DuckDB, the warehouse's own; for PostgreSQL, a private in-memory
   one), then replace tables with the queries' results in one transaction (for PostgreSQL, with
@@ -37,6 +37,8 @@ import pyarrow.csv as pa_csv
 from leadscore_assets.settings import PipelineSettings
 
 Rows = pa.Table | pa.RecordBatchReader
+# A table to write: its rows (produced when its turn comes) and whether they are appended.
+_Write = tuple[Callable[[], Rows], bool]
 
 
 def _split(table: str) -> tuple[str, str]:
@@ -78,19 +80,25 @@ class Warehouse(ABC):
         """The rows of a query as an Arrow table, with the engine's column types."""
 
     @abstractmethod
-    def _replace(self, tables: Mapping[str, Callable[[], Rows]], append: bool) -> dict[str, int]:
-        """Write each table from the rows its callable gives (called when the table's turn
-        comes), all in one transaction; returns each table's row count afterwards."""
+    @abstractmethod
+    def _write(self, tables: Mapping[str, _Write]) -> dict[str, int]:
+        """Write every table, all in one transaction; returns each table's row count after."""
+
+    def write_tables(
+        self, replace: Mapping[str, Rows] | None = None, append: Mapping[str, Rows] | None = None
+    ) -> dict[str, int]:
+        """Replace the `replace` tables with their rows and append rows to the `append` tables
+        (created with the rows' columns when missing), all in one transaction; returns how many
+        rows each table has now."""
+        plan: dict[str, _Write] = {}
+        for is_append, tables in ((False, replace or {}), (True, append or {})):
+            for table, rows in tables.items():
+                plan[table] = ((lambda rows=rows: rows), is_append)
+        return self._write(plan)
 
     def replace_tables(self, tables: Mapping[str, Rows]) -> dict[str, int]:
-        """Replace every `schema.table` with its rows, all in one transaction; returns how many
-        rows each table has now."""
-        return self._replace({t: (lambda rows=rows: rows) for t, rows in tables.items()}, False)
-
-    def append_rows(self, table: str, rows: Rows) -> int:
-        """Append rows to `schema.table`, creating it with the rows' columns if it does not
-        exist; returns the table's row count."""
-        return self._replace({table: lambda: rows}, append=True)[table]
+        """`write_tables(replace=tables)`."""
+        return self.write_tables(replace=tables)
 
     @contextmanager
     def staging(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -110,9 +118,11 @@ class Warehouse(ABC):
         connection, all in one transaction; returns each table's row count."""
         # A result the caller left partly read would block the queries below.
         staging.complete()
-        return self._replace(
-            {t: (lambda sql=sql: staging.sql(sql).to_arrow_reader()) for t, sql in queries.items()},
-            append=False,
+        return self._write(
+            {
+                t: ((lambda sql=sql: staging.sql(sql).to_arrow_reader()), False)
+                for t, sql in queries.items()
+            }
         )
 
 
@@ -148,16 +158,18 @@ class DuckDBWarehouse(Warehouse):
             conn.execute("ROLLBACK")
             raise
 
-    def _replace(self, tables: Mapping[str, Callable[[], Rows]], append: bool) -> dict[str, int]:
+    def _write(self, tables: Mapping[str, _Write]) -> dict[str, int]:
         counts = {}
         with self.connect() as conn, self._transaction(conn):
-            for table, rows in tables.items():
+            for table, (rows, append) in tables.items():
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_split(table)[0]}")
-                conn.register("incoming_rows", _reader(rows()))
+                reader = _reader(rows())
+                conn.register("incoming_rows", reader)
                 if append:
-                    conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {table} AS FROM incoming_rows LIMIT 0"
-                    )
+                    # Created from the columns alone: a reader's rows can be read only once.
+                    conn.register("incoming_columns", reader.schema.empty_table())
+                    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS FROM incoming_columns")
+                    conn.unregister("incoming_columns")
                     conn.execute(f"INSERT INTO {table} BY NAME FROM incoming_rows")
                 else:
                     conn.execute(f"CREATE OR REPLACE TABLE {table} AS FROM incoming_rows")
@@ -352,10 +364,10 @@ class PostgresWarehouse(Warehouse):
                 pa_csv.write_csv(batch, text, write_options=_CSV_WRITE)
                 copy.write(text.getvalue())
 
-    def _replace(self, tables: Mapping[str, Callable[[], Rows]], append: bool) -> dict[str, int]:
+    def _write(self, tables: Mapping[str, _Write]) -> dict[str, int]:
         counts = {}
         with self.connect() as conn:
-            for table, rows in tables.items():
+            for table, (rows, append) in tables.items():
                 reader = _reader(rows())
                 self._prepare_table(conn, table, reader.schema, append)
                 self._copy_in(conn, table, reader)

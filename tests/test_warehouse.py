@@ -83,15 +83,29 @@ def test_a_failing_replace_changes_no_table(warehouse):
     assert warehouse.fetch_all("SELECT id, note FROM raw.second") == [(10, "x")]
 
 
-def test_append_creates_then_adds(warehouse):
-    rows = pa.table({"id": pa.array([1, 2], pa.int64()), "score": [0.25, 0.5]})
-    assert warehouse.append_rows("marts.history", rows) == 2
-    assert warehouse.append_rows("marts.history", rows.slice(0, 1)) == 3
-    assert warehouse.fetch_all("SELECT id, score FROM marts.history ORDER BY id, score") == [
-        (1, 0.25),
-        (1, 0.25),
-        (2, 0.5),
-    ]
+def _batches(rows: pa.Table, size: int = 1) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(max_chunksize=size))
+
+
+def test_append_creates_then_adds_in_the_same_transaction_as_replacing(warehouse):
+    latest = pa.table({"id": pa.array([1, 2], pa.int64()), "score": [0.25, 0.5]})
+    counts = warehouse.write_tables(
+        replace={"marts.latest": latest}, append={"marts.history": _batches(latest)}
+    )
+    assert counts == {"marts.latest": 2, "marts.history": 2}
+    warehouse.write_tables(
+        replace={"marts.latest": latest.slice(0, 1)}, append={"marts.history": latest.slice(0, 1)}
+    )
+    assert warehouse.fetch_all("SELECT id, score FROM marts.latest") == [(1, 0.25)]
+    history = [(1, 0.25), (1, 0.25), (2, 0.5)]
+    assert warehouse.fetch_all("SELECT id, score FROM marts.history ORDER BY id") == history
+    with pytest.raises(Exception, match="broke mid-way"):
+        warehouse.write_tables(
+            replace={"marts.latest": latest},
+            append={"marts.history": _failing_after_one_batch(latest)},
+        )
+    assert warehouse.fetch_all("SELECT id, score FROM marts.latest") == [(1, 0.25)]
+    assert warehouse.fetch_all("SELECT id, score FROM marts.history ORDER BY id") == history
 
 
 @pytest.mark.postgres
