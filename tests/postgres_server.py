@@ -172,9 +172,10 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT: disconnect clients, checkpoint, exit), then remove the files."""
+        """Immediate shutdown (SIGQUIT: no checkpoint, the files are deleted next), then remove
+        the files."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGQUIT)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
