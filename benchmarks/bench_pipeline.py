@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py                      # 93,000 and 1,000,000 leads
     python benchmarks/bench_pipeline.py --leads 93000 1000000 5000000
+    LEADSCORE_WAREHOUSE=postgres LEADSCORE_POSTGRES_HOST=... python benchmarks/bench_pipeline.py
 
 Each size runs `leadscore prepare` (not timed) and then
 `dagster job execute -m leadscore_assets.definitions -j retrain_job` (what `make materialize`
@@ -23,6 +24,7 @@ growing no faster than linearly.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -35,7 +37,7 @@ TARGET_RSS_BYTES = {1_000_000: 3 * 1000**3}
 # Step keys of retrain_job, in order, with short names for the table.
 STEP_NAMES = {
     "landing_files": "landing_files (generate + write CSV)",
-    "raw_landing_tables": "raw_landing_tables (DuckDB load)",
+    "raw_landing_tables": "raw_landing_tables (check + load)",
     "leadscore_dbt_models": "dbt build (views, mart, tests)",
     "lead_scoring_features_csv": "lead_scoring_features_csv (export)",
     "lead_scoring_model": "lead_scoring_model (train, log, register)",
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "machine": machine,
             "load_average_at_end": common.load_average(),
+            # LEADSCORE_WAREHOUSE=postgres (with LEADSCORE_POSTGRES_*) runs it on PostgreSQL.
+            "warehouse": os.environ.get("LEADSCORE_WAREHOUSE", "duckdb"),
             "command": " ".join(
                 ["python", "benchmarks/bench_pipeline.py", *(argv or sys.argv[1:])]
             ),
