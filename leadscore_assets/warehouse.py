@@ -80,7 +80,6 @@ class Warehouse(ABC):
         """The rows of a query as an Arrow table, with the engine's column types."""
 
     @abstractmethod
-    @abstractmethod
     def _write(self, tables: Mapping[str, _Write]) -> dict[str, int]:
         """Write every table, all in one transaction; returns each table's row count after."""
 

@@ -117,6 +117,7 @@ def raw_landing_tables(
                     {name: loaded.duplicate_rows.get(name, 0) for name in summary[table]}
                 ),
                 "table": f"{RAW_SCHEMA}.{table}",
+                "warehouse": warehouse.description,
                 LOADED_DIGEST_KEY: digest,
             },
         )
