@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from leadscore_core.predictor import (
     XGBoostPredictor,
     compiled_predictor_path,
     load_verified,
+    numerical_split_thresholds,
 )
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,15 @@ class LoadedModel:
     def predict_proba(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         """Served probability for each row of input-field columns."""
         return self.predict_matrix(self.matrix(columns))
+
+    @cached_property
+    def split_thresholds(self) -> tuple[np.ndarray, ...]:
+        """Per model column, the sorted float32 thresholds of the trees' numerical splits on it
+        (empty for a column no tree splits numerically). A value goes left at a split when it is
+        below the threshold, so two values with as many thresholds at or below them take the same
+        branch at every numerical split of the model."""
+        document = json.loads(bytes(self.booster.save_raw(raw_format="json")))
+        return tuple(numerical_split_thresholds(document, len(self.features)))
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Exact tree SHAP values on the log-odds scale: rows x (features + bias)."""

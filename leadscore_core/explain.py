@@ -4,6 +4,11 @@ Vectorised over a model matrix (one SHAP call for all rows), so that the scoring
 pipeline compute the same reasons the same way; it needs only the model, the matrix and, for
 categorical features, the values the caller sent (to say when an unknown value was scored as
 the fallback category).
+
+Exact tree SHAP costs about 0.2 ms per row, and depends on a row only through the branch it takes
+at each split: rows that branch alike at every split of every tree get the same contributions,
+bit for bit. A large matrix is therefore explained one row per branching pattern
+(`shared_contributions`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from leadscore_core.artifact import LoadedModel
 from leadscore_core.features import INPUT_FIELDS_BY_NAME, Feature
 
 TOP_REASONS = 3
+# Below this many rows, finding the rows that branch alike costs more than it can save.
+SHARED_PATTERNS_FROM_ROWS = 256
 
 
 def reasons(
@@ -32,7 +39,7 @@ def reasons(
     `sent` maps a categorical feature to the values the caller sent, row by row; a value the
     model does not know reads "Unassigned (sent as 'TikTok')".
     """
-    contributions = model.contributions(matrix)[:, :-1]  # the last column is the bias
+    contributions = shared_contributions(model, matrix)[:, :-1]  # the last column is the bias
     strongest = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
     sent = sent or {}
     return [
@@ -49,6 +56,37 @@ def reasons(
         ]
         for i in range(len(matrix))
     ]
+
+
+def branching_patterns(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
+    """Each row's branch at every split of the model, summarised per column: the number of the
+    column's numerical split thresholds at or below its value, or a categorical column's code;
+    -1 for a missing value. Rows with equal patterns take the same path through every tree."""
+    patterns = np.empty(matrix.shape, dtype=np.int32)
+    for j, (feature, thresholds) in enumerate(
+        zip(model.features, model.split_thresholds, strict=True)
+    ):
+        column = matrix[:, j]
+        if feature.kind == "categorical":
+            patterns[:, j] = np.nan_to_num(column, nan=-1.0)
+        else:
+            patterns[:, j] = np.searchsorted(thresholds, column, side="right")
+        patterns[np.isnan(column), j] = -1
+    return patterns
+
+
+def shared_contributions(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
+    """`model.contributions(matrix)`, computed once per branching pattern (module docstring):
+    the same values, bit for bit, for a fraction of the work when many rows branch alike."""
+    rows = np.ascontiguousarray(matrix, dtype=np.float32)
+    if len(rows) < SHARED_PATTERNS_FROM_ROWS:
+        return model.contributions(rows)
+    _, first, inverse = np.unique(
+        branching_patterns(model, rows), axis=0, return_index=True, return_inverse=True
+    )
+    if len(first) == len(rows):
+        return model.contributions(rows)
+    return model.contributions(rows[first])[inverse.reshape(-1)]
 
 
 def _reason(

@@ -145,6 +145,23 @@ def compiled_predictor_path(directory: Path, model_sha256: str) -> Path:
     return directory / f"{COMPILED_PREFIX}{model_sha256}{COMPILED_SUFFIX}"
 
 
+def numerical_split_thresholds(model_json: Mapping[str, Any], n_features: int) -> list[np.ndarray]:
+    """Per column, the sorted distinct float32 thresholds of the model's numerical splits on it
+    (leaves and categorical splits have none)."""
+    found: list[set[float]] = [set() for _ in range(n_features)]
+    for tree in model_json["learner"]["gradient_booster"]["model"]["trees"]:
+        for feature, condition, left, split_type in zip(
+            tree["split_indices"],
+            tree["split_conditions"],
+            tree["left_children"],
+            tree["split_type"],
+            strict=True,
+        ):
+            if left != -1 and split_type == 0:
+                found[feature].add(condition)
+    return [np.unique(np.array(sorted(values), dtype=np.float32)) for values in found]
+
+
 def threshold_rows(
     model_json: Mapping[str, Any], category_counts: Mapping[int, int], n_features: int, n_rows: int
 ) -> np.ndarray:
@@ -154,20 +171,9 @@ def threshold_rows(
     candidates: list[set[float]] = [{float("nan")} for _ in range(n_features)]
     for column, count in category_counts.items():
         candidates[column].update(float(code) for code in range(count))
-    for tree in model_json["learner"]["gradient_booster"]["model"]["trees"]:
-        for feature, condition, left, split_type in zip(
-            tree["split_indices"],
-            tree["split_conditions"],
-            tree["left_children"],
-            tree["split_type"],
-            strict=True,
-        ):
-            if left == -1 or split_type != 0:
-                continue  # a leaf, or a categorical split (all codes are candidates already)
-            threshold = np.float32(condition)
-            candidates[feature].update(
-                {float(threshold), float(np.nextafter(threshold, np.float32(-np.inf)))}
-            )
+    for column, thresholds in enumerate(numerical_split_thresholds(model_json, n_features)):
+        below = np.nextafter(thresholds, np.float32(-np.inf))
+        candidates[column].update(map(float, thresholds), map(float, below))
     rng = np.random.default_rng(0)
     columns = [rng.choice(np.array(sorted(values, key=str)), n_rows) for values in candidates]
     return np.ascontiguousarray(np.column_stack(columns), dtype=np.float32)

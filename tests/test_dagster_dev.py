@@ -116,7 +116,7 @@ def test_dagster_dev_shows_the_asset_graph_schedule_and_sensor(dagster_dev):
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert schedules == {"daily_retrain": "RUNNING"}
-    assert sensors == {"new_landing_files": "RUNNING"}
+    assert sensors == {"new_landing_files": "RUNNING", "rescore_open_leads": "RUNNING"}
 
 
 def _runs(base: str) -> list[dict]:

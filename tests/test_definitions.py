@@ -80,6 +80,24 @@ def test_job_schedule_and_sensor_are_on_by_default():
     assert sensor.default_status == DefaultSensorStatus.RUNNING
 
 
+def test_lead_scores_follow_the_published_model_and_are_rescored_automatically():
+    graph = _graph()
+    lead_scores = graph.get(AssetKey("lead_scores"))
+    assert lead_scores.parent_keys == {
+        AssetKey("published_model"),
+        AssetKey(["marts", "fct_lead_scoring_features"]),
+    }
+    assert graph.get(AssetKey("crm_sync")).parent_keys == {AssetKey("lead_scores")}
+    assert lead_scores.automation_condition is not None
+    assert graph.get(AssetKey("crm_sync")).automation_condition is not None
+    repository = defs.get_repository_def()
+    selected = repository.get_job("retrain_job").asset_layer.selected_asset_keys
+    assert {AssetKey("lead_scores"), AssetKey("crm_sync")} <= selected
+    sensor = repository.get_sensor_def("rescore_open_leads")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection.resolve(graph) == {AssetKey("lead_scores"), AssetKey("crm_sync")}
+
+
 def test_schedule_follows_its_setting(tmp_path):
     from leadscore_assets.settings import PipelineSettings
 
@@ -143,16 +161,17 @@ def test_dbt_source_tests_are_checks_on_the_raw_assets():
 def test_the_domains_under_defs_are_the_asset_groups():
     graph = _graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingestion", "warehouse", "training", "publishing"}
+    assert groups == {"ingestion", "warehouse", "training", "publishing", "scoring"}
     assert graph.get(AssetKey("lead_scoring_model")).group_name == "training"
     # The gate is the promotion domain's check on the model, not an asset of its own.
     assert AssetCheckKey(AssetKey("lead_scoring_model"), "promotion_gate") in graph.asset_check_keys
 
 
 def test_what_users_consume_has_a_freshness_policy():
-    policy = _graph().get(AssetKey("published_model")).freshness_policy
-    assert policy is not None
-    assert policy.fail_window.to_timedelta() == timedelta(hours=26)
+    for key in ("published_model", "lead_scores"):
+        policy = _graph().get(AssetKey(key)).freshness_policy
+        assert policy is not None, key
+        assert policy.fail_window.to_timedelta() == timedelta(hours=26)
 
 
 def test_every_step_of_the_chain_is_in_the_pipeline_pool():

@@ -41,6 +41,8 @@ def test_every_asset_materialised_and_every_check_passed(trained_pipeline):
         "lead_scoring_features_csv",
         "lead_scoring_model",
         "published_model",
+        "lead_scores",
+        "crm_sync",
     } <= materialised
     checks = trained_pipeline.check_results(result)
     assert len(checks) >= 20, "dbt tests should surface as asset checks"

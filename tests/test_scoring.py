@@ -1,0 +1,157 @@
+"""Scoring the open leads (leadscore_assets/defs/scoring): a real model, the real API, a real
+DuckDB file. The pipeline's own run of it is tested in test_lead_scores_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from api.support import running_app, sample_leads
+from model_factory import synthetic_columns, train_model_file
+
+from leadscore_api.settings import ApiSettings
+from leadscore_assets.defs.scoring.open_leads import (
+    OPEN_OUTCOMES,
+    load_published_model,
+    open_leads_query,
+    score_open_leads,
+)
+from leadscore_assets.defs.scoring.tables import (
+    COLUMN_TYPES,
+    LEAD_SCORE_HISTORY_TABLE,
+    LEAD_SCORES_TABLE,
+    write_score_tables,
+)
+from leadscore_core.explain import SHARED_PATTERNS_FROM_ROWS, shared_contributions
+from leadscore_core.features import INPUT_FIELDS
+from leadscore_core.lead_scores import COLUMNS, ScoredLeads, ScoringRun, scored_leads
+
+LEADS = sample_leads(150)
+FEATURES_AS_OF = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+# "What did lead X score on date D, and with which model": the score in force at the end of D.
+SCORE_ON_DATE = f"""
+SELECT score, tier, model_version, scored_at
+FROM {LEAD_SCORE_HISTORY_TABLE}
+WHERE contact_id = ? AND scored_at < CAST(? AS DATE) + INTERVAL 1 DAY
+ORDER BY scored_at DESC
+LIMIT 1
+"""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("scoring") / "data"
+    train_model_file(data / "models" / "lead_scoring_model.json", model_version="test/3")
+    return data
+
+
+@pytest.fixture(scope="module")
+def model(data_dir: Path):
+    return load_published_model(data_dir / "models" / "lead_scoring_model.json", threads=2)
+
+
+def mart_rows(leads: list[dict]) -> pd.DataFrame:
+    """Open leads as `open_leads_query` returns them (missing values are NaN or None)."""
+    return pd.DataFrame(
+        {
+            "contact_id": np.arange(1001, 1001 + len(leads), dtype=np.int64),
+            "email": [None if i % 4 == 0 else f"lead{i}@example.com" for i in range(len(leads))],
+            "features_as_of": pd.Series([FEATURES_AS_OF] * len(leads)),
+            **{field.name: [lead.get(field.name) for lead in leads] for field in INPUT_FIELDS},
+        }
+    )
+
+
+def as_dicts(scored: ScoredLeads) -> list[dict]:
+    return [dict(zip(COLUMNS, row, strict=True)) for row in scored.rows]
+
+
+def test_the_batch_scores_and_reasons_are_what_post_score_answers(data_dir, model) -> None:
+    """Bit-identical scores and identical reasons, also for the awkward leads: unknown
+    channels, no sessions, missing optional inputs."""
+    scored = as_dicts(score_open_leads(model, mart_rows(LEADS), ScoringRun.of(model)))
+    settings = ApiSettings(data_dir=data_dir, api_key=None, model_poll_seconds=0.05)
+    with running_app(settings) as client:
+        for lead, row in zip(LEADS, scored, strict=True):
+            live = client.post("/score?explain=true", json=lead).json()
+            assert row["score"] == live["score"]
+            assert row["label"] == live["label"]
+            assert json.loads(row["reasons"]) == live["reasons"]
+            assert row["model_version"] == live["model_version"] == "test/3"
+    assert {row["tier"] for row in scored} >= {"C", "D"}
+    assert scored[0]["email"] is None and scored[1]["email"] == "lead1@example.com"
+    assert {row["features_as_of"] for row in scored} == {FEATURES_AS_OF.isoformat()}
+
+
+def test_the_query_reads_every_input_field_of_the_open_leads() -> None:
+    query = open_leads_query()
+    for field in INPUT_FIELDS:
+        assert f" {field.name}," in query or f" {field.name} FROM" in query
+    assert "outcome IN ('open', 'no_deal')" in query and OPEN_OUTCOMES == ("open", "no_deal")
+
+
+@pytest.mark.parametrize("rows", [SHARED_PATTERNS_FROM_ROWS - 1, 5000])
+def test_contributions_shared_by_branching_pattern_are_exactly_xgboost_s(model, rows) -> None:
+    columns, _ = synthetic_columns(rows, seed=3)
+    columns["total_engagement_seconds"][::7] = np.nan  # missing optional values
+    columns["channel"][::11] = "TikTok"  # scored as the fallback channel
+    matrix = model.matrix(columns)
+    matrix = np.concatenate([matrix, matrix[: rows // 3]])  # repeated leads
+    assert np.array_equal(shared_contributions(model, matrix), model.contributions(matrix))
+
+
+def scoring_run(model, minutes: int, scores: list[float]) -> ScoredLeads:
+    run = ScoringRun.of(model, scored_at=FEATURES_AS_OF + timedelta(minutes=minutes))
+    return scored_leads(
+        run,
+        contact_ids=[f"c{i}" for i in range(len(scores))],
+        emails=[None] * len(scores),
+        scores=scores,
+        reasons=[[]] * len(scores),
+        features_as_of=[FEATURES_AS_OF] * len(scores),
+    )
+
+
+def test_the_tables_hold_the_latest_run_and_every_run_s_history(tmp_path, model) -> None:
+    assert list(COLUMN_TYPES) == list(COLUMNS)
+    path = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(path) as connection:
+        write_score_tables(connection, scoring_run(model, 0, [0.1, 0.9, 0.5]), "run-1")
+        write_score_tables(connection, scoring_run(model, 60 * 24, [0.2, 0.95]), "run-2")
+    with duckdb.connect(path, read_only=True) as connection:
+        latest = connection.execute(
+            f"SELECT contact_id, score, tier FROM {LEAD_SCORES_TABLE} ORDER BY contact_id"
+        ).fetchall()
+        assert latest == [("c0", 0.2, "D"), ("c1", 0.95, "A")]
+        history = connection.execute(
+            f"SELECT scoring_run_id, count(*) FROM {LEAD_SCORE_HISTORY_TABLE} "
+            "GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        assert history == [("run-1", 3), ("run-2", 2)]
+        # The documented question, answered by one query.
+        on_first_day = connection.execute(SCORE_ON_DATE, ["c1", "2026-11-30"]).fetchone()
+        assert on_first_day[:3] == (0.9, "A", "test/3")
+        on_next_day = connection.execute(SCORE_ON_DATE, ["c1", "2026-12-01"]).fetchone()
+        assert on_next_day[0] == 0.95
+        gone_later = connection.execute(SCORE_ON_DATE, ["c2", "2026-12-01"]).fetchone()
+        assert gone_later[0] == 0.5, "a lead no longer open keeps its last score in the history"
+
+
+def test_a_failed_write_changes_neither_table(tmp_path, model) -> None:
+    path = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(path) as connection:
+        write_score_tables(connection, scoring_run(model, 0, [0.1, 0.9]), "run-1")
+        # A history table that refuses the next rows: it has a column the writer does not fill,
+        # so the append fails after the latest scores were already replaced in the transaction.
+        connection.execute(f"ALTER TABLE {LEAD_SCORE_HISTORY_TABLE} ADD COLUMN audit VARCHAR")
+        with pytest.raises(duckdb.Error):
+            write_score_tables(connection, scoring_run(model, 5, [0.3]), "run-2")
+        assert connection.execute(f"SELECT count(*) FROM {LEAD_SCORES_TABLE}").fetchone() == (2,)
+        assert connection.execute(
+            f"SELECT DISTINCT scoring_run_id FROM {LEAD_SCORE_HISTORY_TABLE}"
+        ).fetchall() == [("run-1",)]
