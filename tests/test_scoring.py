@@ -4,7 +4,7 @@ DuckDB file. The pipeline's own run of it is tested in test_lead_scores_pipeline
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -33,14 +33,15 @@ from leadscore_core.lead_scores import COLUMNS, ScoredLeads, ScoringRun, scored_
 
 LEADS = sample_leads(150)
 FEATURES_AS_OF = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
-# "What did lead X score on date D, and with which model": the score in force at the end of D.
-SCORE_ON_DATE = f"""
-SELECT score, tier, model_version, scored_at
-FROM {LEAD_SCORE_HISTORY_TABLE}
-WHERE contact_id = ? AND scored_at < CAST(? AS DATE) + INTERVAL 1 DAY
-ORDER BY scored_at DESC
-LIMIT 1
-"""
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def documented_history_query() -> str:
+    """README.md's answer to "what did lead 1042 score on 1 December 2026, with which model"."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```sql")[1:]]
+    (query,) = [block for block in blocks if LEAD_SCORE_HISTORY_TABLE in block]
+    return query
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +106,12 @@ def test_contributions_shared_by_branching_pattern_are_exactly_xgboost_s(model, 
     assert np.array_equal(shared_contributions(model, matrix), model.contributions(matrix))
 
 
-def scoring_run(model, minutes: int, scores: list[float]) -> ScoredLeads:
-    run = ScoringRun.of(model, scored_at=FEATURES_AS_OF + timedelta(minutes=minutes))
+def scoring_run(
+    model, scored_at: datetime, scores: list[float], contact_ids: list[str] | None = None
+) -> ScoredLeads:
     return scored_leads(
-        run,
-        contact_ids=[f"c{i}" for i in range(len(scores))],
+        ScoringRun.of(model, scored_at=scored_at),
+        contact_ids=contact_ids or [f"c{i}" for i in range(len(scores))],
         emails=[None] * len(scores),
         scores=scores,
         reasons=[[]] * len(scores),
@@ -117,12 +119,18 @@ def scoring_run(model, minutes: int, scores: list[float]) -> ScoredLeads:
     )
 
 
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def test_the_tables_hold_the_latest_run_and_every_run_s_history(tmp_path, model) -> None:
     assert list(COLUMN_TYPES) == list(COLUMNS)
     path = str(tmp_path / "warehouse.duckdb")
     with duckdb.connect(path) as connection:
-        write_score_tables(connection, scoring_run(model, 0, [0.1, 0.9, 0.5]), "run-1")
-        write_score_tables(connection, scoring_run(model, 60 * 24, [0.2, 0.95]), "run-2")
+        first = scoring_run(model, at("2026-11-30T06:00:00+00:00"), [0.1, 0.9, 0.5])
+        write_score_tables(connection, first, "run-1")
+        second = scoring_run(model, at("2026-12-01T06:00:00+00:00"), [0.2, 0.95])
+        write_score_tables(connection, second, "run-2")
     with duckdb.connect(path, read_only=True) as connection:
         latest = connection.execute(
             f"SELECT contact_id, score, tier FROM {LEAD_SCORES_TABLE} ORDER BY contact_id"
@@ -133,24 +141,38 @@ def test_the_tables_hold_the_latest_run_and_every_run_s_history(tmp_path, model)
             "GROUP BY ALL ORDER BY 1"
         ).fetchall()
         assert history == [("run-1", 3), ("run-2", 2)]
-        # The documented question, answered by one query.
-        on_first_day = connection.execute(SCORE_ON_DATE, ["c1", "2026-11-30"]).fetchone()
-        assert on_first_day[:3] == (0.9, "A", "test/3")
-        on_next_day = connection.execute(SCORE_ON_DATE, ["c1", "2026-12-01"]).fetchone()
-        assert on_next_day[0] == 0.95
-        gone_later = connection.execute(SCORE_ON_DATE, ["c2", "2026-12-01"]).fetchone()
-        assert gone_later[0] == 0.5, "a lead no longer open keeps its last score in the history"
+
+
+def test_the_documented_query_says_what_a_lead_scored_on_a_day(tmp_path, model) -> None:
+    """README's query, as written: lead 1042 on 1 December 2026 (times in UTC)."""
+    runs = [
+        ("2026-11-30T06:00:00+00:00", [0.31, 0.7], "test/3"),
+        ("2026-12-01T06:00:00+00:00", [0.42, 0.7], "test/3"),
+        ("2026-12-01T23:30:00+00:00", [0.87, 0.7], "test/3"),  # the last one that day
+        ("2026-12-02T06:00:00+00:00", [0.12, 0.7], "test/3"),
+    ]
+    path = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(path) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        for number, (scored_at, scores, _) in enumerate(runs):
+            scored = scoring_run(model, at(scored_at), scores, ["1042", "7"])
+            write_score_tables(connection, scored, f"run-{number}")
+        score, tier, model_version, scored_at = connection.execute(
+            documented_history_query()
+        ).fetchone()
+    assert (score, tier, model_version) == (0.87, "A", "test/3")
+    assert scored_at == at("2026-12-01T23:30:00+00:00")
 
 
 def test_a_failed_write_changes_neither_table(tmp_path, model) -> None:
     path = str(tmp_path / "warehouse.duckdb")
     with duckdb.connect(path) as connection:
-        write_score_tables(connection, scoring_run(model, 0, [0.1, 0.9]), "run-1")
+        write_score_tables(connection, scoring_run(model, FEATURES_AS_OF, [0.1, 0.9]), "run-1")
         # A history table that refuses the next rows: it has a column the writer does not fill,
         # so the append fails after the latest scores were already replaced in the transaction.
         connection.execute(f"ALTER TABLE {LEAD_SCORE_HISTORY_TABLE} ADD COLUMN audit VARCHAR")
         with pytest.raises(duckdb.Error):
-            write_score_tables(connection, scoring_run(model, 5, [0.3]), "run-2")
+            write_score_tables(connection, scoring_run(model, FEATURES_AS_OF, [0.3]), "run-2")
         assert connection.execute(f"SELECT count(*) FROM {LEAD_SCORES_TABLE}").fetchone() == (2,)
         assert connection.execute(
             f"SELECT DISTINCT scoring_run_id FROM {LEAD_SCORE_HISTORY_TABLE}"
