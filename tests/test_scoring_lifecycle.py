@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 from integration.hubspot_fake import FakeHubSpot
-from pipeline_runner import SMALL_DATASET_LEADS, new_pipeline, training_run_config
+from pipeline_runner import new_pipeline, training_run_config
 
 from leadscore_assets.crm.hubspot import HubSpotClient
 from leadscore_assets.crm.sync import contact_properties
@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "pat-na1-lifecycle-token"
 CRM_SYNC_KEY = dg.AssetKey("crm_sync")
-NEW_LEADS = 1_500
+# Smaller than the other pipeline tests' data: enough leads for the gate, fewer to score and push.
+LEADS = 3_000
+NEW_LEADS = 1_000
 NEW_FIRST_CONTACT_ID = 1_000_001
 CHAMPION = f"{REGISTERED_MODEL_NAME}/1"
 
@@ -37,7 +39,7 @@ CHAMPION = f"{REGISTERED_MODEL_NAME}/1"
 def portal():
     """A portal holding the contacts of both landing batches, with the properties created."""
     contact_ids = [
-        *map(str, range(1, SMALL_DATASET_LEADS + 1)),
+        *map(str, range(1, LEADS + 1)),
         *map(str, range(NEW_FIRST_CONTACT_ID, NEW_FIRST_CONTACT_ID + NEW_LEADS)),
     ]
     fake = FakeHubSpot(TOKEN, contact_ids).start()
@@ -55,7 +57,7 @@ def pipeline(tmp_path_factory, portal):
         environment.setenv("LEADSCORE_HUBSPOT_TOKEN", TOKEN)
         environment.setenv("LEADSCORE_HUBSPOT_BASE_URL", portal.base_url)
         environment.setenv("LEADSCORE_HUBSPOT_BACKOFF_SECONDS", "0.01")
-        pipeline = new_pipeline(tmp_path_factory.mktemp("scoring-lifecycle"))
+        pipeline = new_pipeline(tmp_path_factory.mktemp("scoring-lifecycle"), synthetic_leads=LEADS)
         pipeline.first = pipeline.run()
         assert pipeline.first.success, pipeline.failure_messages(pipeline.first)
         yield pipeline
