@@ -157,7 +157,6 @@ def measure_step(settings: PipelineSettings, repeats: int) -> dict[str, object]:
     best = min(runs, key=lambda run: run["wall_seconds"])
     return {
         "model": str(settings.published_model_path.name),
-        "scoring_threads": settings.scoring_threads,
         "best": best,
         "median_wall_seconds": statistics.median(run["wall_seconds"] for run in runs),
         "runs": runs,

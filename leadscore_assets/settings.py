@@ -45,8 +45,6 @@ class PipelineSettings(DataDirSettings):
     calibration: CalibrationChoice = "auto"
     high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, gt=0, lt=1)
     training_threads: int = Field(2, ge=1)
-    # Scoring the open leads: XGBoost threads computing their explanations (exact tree SHAP).
-    scoring_threads: int = Field(2, ge=1)
 
     # Promotion gate.
     gate_min_auc: float = Field(0.70, ge=0, le=1)

@@ -42,7 +42,7 @@ from leadscore_core.predictor import (
     XGBoostPredictor,
     compiled_predictor_path,
     load_verified,
-    numerical_split_thresholds,
+    splits_by_tree,
 )
 
 log = logging.getLogger(__name__)
@@ -202,16 +202,15 @@ class LoadedModel:
         return self.predict_matrix(self.matrix(columns))
 
     @cached_property
-    def split_thresholds(self) -> tuple[np.ndarray, ...]:
-        """Per model column, the sorted float32 thresholds of the trees' numerical splits on it
-        (empty for a column no tree splits numerically). A value goes left at a split when it is
-        below the threshold, so two values with as many thresholds at or below them take the same
-        branch at every numerical split of the model."""
+    def tree_splits(self) -> tuple[dict[int, np.ndarray], ...]:
+        """Per tree, the model columns it splits on, with the float32 thresholds of its numerical
+        splits on each (`predictor.splits_by_tree`); read from the booster once per model."""
         document = json.loads(bytes(self.booster.save_raw(raw_format="json")))
-        return tuple(numerical_split_thresholds(document, len(self.features)))
+        return tuple(splits_by_tree(document))
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """Exact tree SHAP values on the log-odds scale: rows x (features + bias)."""
+    def contributions(self, matrix: np.ndarray, rounds: slice | None = None) -> np.ndarray:
+        """Exact tree SHAP values on the log-odds scale: rows x (features + bias); of the trees
+        of the boosting `rounds` only, when given."""
         dmatrix = xgb.DMatrix(
             matrix,
             feature_names=list(self.feature_names),
@@ -220,7 +219,8 @@ class LoadedModel:
             # Building it on one thread: the default thread pool costs ~0.8 ms per explained lead.
             nthread=1,
         )
-        return self.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+        booster = self.booster if rounds is None else self.booster[rounds]
+        return booster.predict(dmatrix, pred_contribs=True, validate_features=False)
 
 
 def build_metadata(

@@ -145,21 +145,31 @@ def compiled_predictor_path(directory: Path, model_sha256: str) -> Path:
     return directory / f"{COMPILED_PREFIX}{model_sha256}{COMPILED_SUFFIX}"
 
 
-def numerical_split_thresholds(model_json: Mapping[str, Any], n_features: int) -> list[np.ndarray]:
-    """Per column, the sorted distinct float32 thresholds of the model's numerical splits on it
-    (leaves and categorical splits have none)."""
-    found: list[set[float]] = [set() for _ in range(n_features)]
+def splits_by_tree(model_json: Mapping[str, Any]) -> list[dict[int, np.ndarray]]:
+    """Per tree of the model, the columns it splits on, each with the sorted distinct float32
+    thresholds of its numerical splits (empty for a column the tree splits by category only)."""
+    trees = []
     for tree in model_json["learner"]["gradient_booster"]["model"]["trees"]:
-        for feature, condition, left, split_type in zip(
+        found: dict[int, set[float]] = {}
+        for column, condition, left, split_type in zip(
             tree["split_indices"],
             tree["split_conditions"],
             tree["left_children"],
             tree["split_type"],
             strict=True,
         ):
-            if left != -1 and split_type == 0:
-                found[feature].add(condition)
-    return [np.unique(np.array(sorted(values), dtype=np.float32)) for values in found]
+            if left == -1:
+                continue  # a leaf
+            thresholds = found.setdefault(column, set())
+            if split_type == 0:  # numerical: goes left when the value is below the threshold
+                thresholds.add(condition)
+        trees.append(
+            {
+                column: np.unique(np.array(sorted(values), dtype=np.float32))
+                for column, values in found.items()
+            }
+        )
+    return trees
 
 
 def threshold_rows(
@@ -171,9 +181,10 @@ def threshold_rows(
     candidates: list[set[float]] = [{float("nan")} for _ in range(n_features)]
     for column, count in category_counts.items():
         candidates[column].update(float(code) for code in range(count))
-    for column, thresholds in enumerate(numerical_split_thresholds(model_json, n_features)):
-        below = np.nextafter(thresholds, np.float32(-np.inf))
-        candidates[column].update(map(float, thresholds), map(float, below))
+    for splits in splits_by_tree(model_json):
+        for column, thresholds in splits.items():  # categorical codes are candidates already
+            below = np.nextafter(thresholds, np.float32(-np.inf))
+            candidates[column].update(map(float, thresholds), map(float, below))
     rng = np.random.default_rng(0)
     columns = [rng.choice(np.array(sorted(values, key=str)), n_rows) for values in candidates]
     return np.ascontiguousarray(np.column_stack(columns), dtype=np.float32)

@@ -50,6 +50,7 @@ def train_model_file(
     n_rows: int = 4000,
     seed: int = 0,
     n_estimators: int = 50,
+    num_parallel_tree: int = 1,
 ) -> Path:
     """Train on synthetic rows and publish atomically to `path` in the served format."""
     features = features_for(FEATURE_SETS[feature_set])
@@ -64,7 +65,14 @@ def train_model_file(
         enable_categorical=True,
     )
     booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 4, "eta": 0.2, "nthread": 1, "seed": seed},
+        {
+            "objective": "binary:logistic",
+            "max_depth": 4,
+            "eta": 0.2,
+            "nthread": 1,
+            "seed": seed,
+            "num_parallel_tree": num_parallel_tree,
+        },
         dtrain,
         n_estimators,
     )

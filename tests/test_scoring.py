@@ -27,7 +27,9 @@ from leadscore_assets.defs.scoring.tables import (
     LEAD_SCORES_TABLE,
     write_score_tables,
 )
-from leadscore_core.explain import SHARED_PATTERNS_FROM_ROWS, shared_contributions
+from leadscore_core import explain
+from leadscore_core.artifact import load_model
+from leadscore_core.explain import TREE_BY_TREE_FROM_ROWS, feature_contributions
 from leadscore_core.features import INPUT_FIELDS
 from leadscore_core.lead_scores import COLUMNS, ScoredLeads, ScoringRun, scored_leads
 
@@ -53,7 +55,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(data_dir: Path):
-    return load_published_model(data_dir / "models" / "lead_scoring_model.json", threads=2)
+    return load_published_model(data_dir / "models" / "lead_scoring_model.json")
 
 
 def mart_rows(leads: list[dict]) -> pd.DataFrame:
@@ -96,14 +98,45 @@ def test_the_query_reads_every_input_field_of_the_open_leads() -> None:
     assert "outcome IN ('open', 'no_deal')" in query and OPEN_OUTCOMES == ("open", "no_deal")
 
 
-@pytest.mark.parametrize("rows", [SHARED_PATTERNS_FROM_ROWS - 1, 5000])
-def test_contributions_shared_by_branching_pattern_are_exactly_xgboost_s(model, rows) -> None:
+def explained_matrix(model, rows: int) -> np.ndarray:
+    """Leads as the mart holds them, with missing optional values, unknown channels and many
+    repeated leads."""
     columns, _ = synthetic_columns(rows, seed=3)
-    columns["total_engagement_seconds"][::7] = np.nan  # missing optional values
+    columns["total_engagement_seconds"][::7] = np.nan
     columns["channel"][::11] = "TikTok"  # scored as the fallback channel
     matrix = model.matrix(columns)
-    matrix = np.concatenate([matrix, matrix[: rows // 3]])  # repeated leads
-    assert np.array_equal(shared_contributions(model, matrix), model.contributions(matrix))
+    return np.concatenate([matrix, matrix[: rows // 3]])
+
+
+@pytest.mark.parametrize("rows", [TREE_BY_TREE_FROM_ROWS // 2, 5000])
+def test_contributions_explained_tree_by_tree_are_exactly_xgboost_s(model, rows) -> None:
+    matrix = explained_matrix(model, rows)
+    assert np.array_equal(feature_contributions(model, matrix), model.contributions(matrix)[:, :-1])
+
+
+def test_several_trees_per_round_are_explained_by_xgboost_directly(tmp_path) -> None:
+    forest = load_model(
+        train_model_file(tmp_path / "forest.json", n_estimators=5, num_parallel_tree=4)
+    )
+    assert forest.booster.num_boosted_rounds() == 5 and len(forest.tree_splits) == 20
+    matrix = explained_matrix(forest, 2000)
+    assert np.array_equal(
+        feature_contributions(forest, matrix), forest.contributions(matrix)[:, :-1]
+    )
+
+
+def test_explanations_that_would_differ_from_xgboost_s_are_not_used(
+    model, monkeypatch, caplog
+) -> None:
+    """The safety net: every tree-by-tree batch is checked on a sample of its rows."""
+    matrix = explained_matrix(model, 3000)
+
+    def every_row_alike(model, rows, splits):
+        return np.array([0]), np.zeros(len(rows), dtype=np.int64)
+
+    monkeypatch.setattr(explain, "_branching_patterns", every_row_alike)
+    assert np.array_equal(feature_contributions(model, matrix), model.contributions(matrix)[:, :-1])
+    assert "differ from XGBoost's" in caplog.text
 
 
 def scoring_run(

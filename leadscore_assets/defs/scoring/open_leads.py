@@ -53,12 +53,9 @@ def open_leads_query() -> str:
     )
 
 
-def load_published_model(path: Path, threads: int = 1) -> LoadedModel:
-    """The published model, loaded as the scoring API loads it. `threads` are for the batch's
-    explanations only: tree SHAP is computed row by row, so its values do not depend on them."""
-    model = load_model(path, compiled_dir=path.parent)
-    model.booster.set_param({"nthread": threads})
-    return model
+def load_published_model(path: Path) -> LoadedModel:
+    """The published model, loaded as the scoring API loads it."""
+    return load_model(path, compiled_dir=path.parent)
 
 
 def _sent_values(column: pd.Series) -> list[object]:
@@ -124,7 +121,7 @@ def score_and_publish(
     """
     timer = StageTimer()
     with timer.stage("load_model"):
-        model = load_published_model(settings.published_model_path, settings.scoring_threads)
+        model = load_published_model(settings.published_model_path)
     with timer.stage("read_mart"), connect() as connection:
         leads = connection.execute(open_leads_query()).df()
     run = ScoringRun.of(model, high_threshold=settings.high_threshold)
