@@ -14,6 +14,7 @@ from dagster import AssetCheckKey, AssetKey, DefaultScheduleStatus, DefaultSenso
 
 from leadscore_api.schemas import AT_MOST
 from leadscore_assets.definitions import build_definitions, defs
+from leadscore_assets.defs.scoring.open_leads import OPEN_OUTCOMES
 from leadscore_assets.project import DBT_PROJECT_DIR, dbt_vars
 from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
 from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
@@ -254,3 +255,14 @@ def test_importing_the_definitions_changes_none_of_our_environment_variables(tmp
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_open_leads_are_named_by_the_mart_s_outcome_values():
+    """The outcomes `lead_scores` treats as open are values the mart's outcome column accepts."""
+    (outcome,) = [c for c in _mart_model()["columns"] if c["name"] == "outcome"]
+    (accepted,) = [
+        test["accepted_values"]["arguments"]["values"]
+        for test in _data_tests(outcome)
+        if isinstance(test, dict) and "accepted_values" in test
+    ]
+    assert set(OPEN_OUTCOMES) < set(accepted)
