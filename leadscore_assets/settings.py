@@ -45,6 +45,10 @@ class PipelineSettings(DataDirSettings):
     calibration: CalibrationChoice = "auto"
     high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, gt=0, lt=1)
     training_threads: int = Field(2, ge=1)
+    # The per-run hyperparameter search (docs/model.md) stops after this many trials or this many
+    # seconds, whichever comes first; 0 trials trains with the seed's fixed settings.
+    tuning_trials: int = Field(30, ge=0)
+    tuning_timeout_seconds: float = Field(20.0, gt=0)
 
     # Promotion gate.
     gate_min_auc: float = Field(0.70, ge=0, le=1)

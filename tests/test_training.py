@@ -156,23 +156,6 @@ def test_user_csv_missing_a_column_is_named(tmp_path):
         read_features_csv(path)
 
 
-def test_time_split_with_calibration_uses_older_leads_to_fit(features_frame):
-    channels = {"channel": sorted(set(features_frame["channel"]))}
-    trained = train(
-        features_frame,
-        feature_set="full",
-        split="time",
-        calibration="isotonic",
-        categories=channels,
-    )
-    assert trained.calibration["method"] == "isotonic"
-    assert trained.rows["fit"] + trained.rows["calibration"] + trained.rows["test"] == len(
-        features_frame
-    )
-    seen = set(trained.seen_contact_ids)
-    assert seen.isdisjoint(trained.test_rows["contact_id"])
-
-
 def test_callers_sending_only_required_fields_still_get_calibrated_scores(features_frame):
     """Training blanks optional inputs on a share of rows, so the seed's five-field request is
     scored by trees that learned what missing means, not by arbitrary default branches."""

@@ -1,13 +1,15 @@
 """Training: the features CSV in, a fitted (and possibly calibrated) XGBoost model out.
 
 Pure functions, no Dagster or MLflow, so they are unit-testable and the asset stays thin. The
-seed's settings are kept (max_depth 5, learning_rate 0.1, 100 trees, 80/20 split with
-random_state 42); what changed is documented in docs/model.md.
+seed's 80/20 split (random_state 42) is kept; hyperparameters are searched per run (`tuning.py`)
+against the seed's fixed settings, and calibration is fitted on out-of-fold predictions over the
+training rows, so the final model is fitted on every training row. docs/model.md has the numbers.
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from leadscore_assets.defs.training.calibration import fit_calibration
+from leadscore_assets.defs.training.tuning import (
+    SEED_HYPERPARAMETERS,
+    TuningBudget,
+    booster_params,
+    tune,
+)
 from leadscore_core.artifact import apply_calibration
 from leadscore_core.features import (
     CSV_COLUMNS,
@@ -32,18 +40,14 @@ from leadscore_core.features import (
     xgboost_feature_type,
 )
 
-SEED_HYPERPARAMETERS: dict[str, Any] = {
-    "max_depth": 5,
-    "learning_rate": 0.1,
-    "n_estimators": 100,
-    "objective": "binary:logistic",
-    "eval_metric": "auc",
-    "random_state": 42,
-}
 TEST_SIZE = 0.2
 SPLIT_RANDOM_STATE = 42
-# Share of the training rows held out to fit the calibration map (when calibrating).
-CALIBRATION_SIZE = 0.2
+# Share of the training rows the hyperparameter search validates on (for a time split, the
+# newest); the final model is fitted on all training rows again.
+VALIDATION_SIZE = 0.2
+# Folds of the out-of-fold predictions the calibration is fitted on: each fold's model learns
+# from 80% of the training rows, as large a share as the validation fits'.
+CALIBRATION_CV_FOLDS = 5
 # Share of training rows whose optional inputs are blanked, so the trees learn what to do when
 # a caller (like the seed's five-field /score request) does not send them.
 OPTIONAL_INPUTS_MISSING_SHARE = 0.3
@@ -115,13 +119,14 @@ def split_indices(
     raise ValueError(f"unknown split {kind!r}; use 'random' or 'time'")
 
 
-def _calibration_split(
+def _validation_split(
     frame: pd.DataFrame, train: np.ndarray, kind: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Carve the calibration slice out of the training rows the same way the test set was cut
-    (for a time split: the newest training leads)."""
-    fit, calibrate = split_indices(frame.iloc[train], kind, test_size=CALIBRATION_SIZE)
-    return train[fit], train[calibrate]
+    """Carve the search's validation rows out of the training rows the same way the test set
+    was cut (for a time split: the newest training leads, so settings are chosen for leads newer
+    than those they learn from)."""
+    fit, validation = split_indices(frame.iloc[train], kind, test_size=VALIDATION_SIZE)
+    return train[fit], train[validation]
 
 
 def dmatrix(
@@ -143,9 +148,33 @@ def fit_booster(
     hyperparameters: Mapping[str, Any],
     nthread: int,
 ) -> xgb.Booster:
-    params = {k: v for k, v in hyperparameters.items() if k not in ("n_estimators", "random_state")}
-    params.update(seed=hyperparameters["random_state"], nthread=nthread, max_cat_to_onehot=1)
-    return xgb.train(params, dmatrix(matrix, features, labels), hyperparameters["n_estimators"])
+    return xgb.train(
+        booster_params(hyperparameters, nthread),
+        dmatrix(matrix, features, labels),
+        hyperparameters["n_estimators"],
+    )
+
+
+def out_of_fold_predictions(
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    features: Sequence[Feature],
+    hyperparameters: Mapping[str, Any],
+    nthread: int,
+    folds: int = CALIBRATION_CV_FOLDS,
+) -> np.ndarray:
+    """Every row's raw probability from a model fitted on the other folds (stratified K-fold).
+
+    This is what scikit-learn's `CalibratedClassifierCV(ensemble=False)` fits its calibrator on:
+    predictions on rows the model did not learn from, for every training row, so no slice has to
+    be withheld from the final model.
+    """
+    raw = np.empty(len(labels), dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SPLIT_RANDOM_STATE)
+    for fit, held_out in splitter.split(matrix, labels):
+        booster = fit_booster(matrix[fit], labels[fit], features, hyperparameters, nthread)
+        raw[held_out] = booster.inplace_predict(matrix[held_out])
+    return raw
 
 
 def _with_optional_inputs_missing(
@@ -183,11 +212,21 @@ class TrainedModel:
     split: str
     test_rows: pd.DataFrame  # the holdout: input fields, label, raw and served scores
     seen_contact_ids: np.ndarray  # every lead the model (or its calibration) learned from
+    hyperparameters: dict[str, Any]  # what the booster was trained with
+    # The search's record (None when the seed's settings were used without a search) and its
+    # trials, one row each.
+    tuning: dict[str, Any] | None = None
+    tuning_trials: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of `train`
     rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def uses_seed_settings(self) -> bool:
+        return self.hyperparameters == SEED_HYPERPARAMETERS
 
 
 def train(
@@ -197,10 +236,12 @@ def train(
     split: str,
     calibration: str,
     categories: Mapping[str, Sequence[str]],
-    hyperparameters: Mapping[str, Any] = SEED_HYPERPARAMETERS,
+    tuning: TuningBudget | None = None,
     nthread: int = 2,
 ) -> TrainedModel:
-    """Split, fit, calibrate on a held-out slice of the training rows, and score the test rows."""
+    """Split; choose hyperparameters (a search within `tuning`, else the seed's settings); fit
+    on every training row; calibrate on out-of-fold predictions; score the test rows."""
+    started = time.perf_counter()
     if feature_set not in FEATURE_SETS:
         raise ValueError(
             f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}"
@@ -215,22 +256,32 @@ def train(
     columns = input_columns(frame)
     matrix = feature_matrix(columns, features, used_categories)
     blanked = _with_optional_inputs_missing(columns, features, used_categories)
-
-    train_rows, test_rows = split_indices(frame, split)
-    if calibration == "none":
-        fit_rows, calibration_rows = train_rows, train_rows[:0]
-    else:
-        fit_rows, calibration_rows = _calibration_split(frame, train_rows, split)
     learning = _mix_in_missing_optional_inputs(matrix, blanked)
-    booster = fit_booster(learning[fit_rows], labels[fit_rows], features, hyperparameters, nthread)
+    train_rows, test_rows = split_indices(frame, split)
+
+    hyperparameters, search, validation_rows = dict(SEED_HYPERPARAMETERS), None, 0
+    if tuning is not None and tuning.trials > 0:
+        fit_rows, held_out = _validation_split(frame, train_rows, split)
+        search = tune(
+            dmatrix(learning[fit_rows], features, labels[fit_rows]),
+            dmatrix(learning[held_out], features, labels[held_out]),
+            tuning,
+            nthread=nthread,
+            seed=SPLIT_RANDOM_STATE,
+        )
+        hyperparameters, validation_rows = search.hyperparameters, len(held_out)
+    booster = fit_booster(
+        learning[train_rows], labels[train_rows], features, hyperparameters, nthread
+    )
 
     if calibration == "none":
         calibration_map: dict[str, Any] = {"method": "none"}
     else:
-        raw_calibration = booster.inplace_predict(learning[calibration_rows])
         calibration_map = fit_calibration(
-            labels[calibration_rows],
-            raw_calibration,
+            labels[train_rows],
+            out_of_fold_predictions(
+                learning[train_rows], labels[train_rows], features, hyperparameters, nthread
+            ),
             method=calibration,
             random_state=SPLIT_RANDOM_STATE,
         )
@@ -252,10 +303,15 @@ def train(
         split=split,
         test_rows=holdout,
         seen_contact_ids=frame["contact_id"].to_numpy()[train_rows],
+        hyperparameters=hyperparameters,
+        tuning=search.summary if search else None,
+        tuning_trials=search.trials if search else [],
+        seconds=time.perf_counter() - started,
         rows={
             "total": len(frame),
-            "fit": len(fit_rows),
-            "calibration": len(calibration_rows),
+            "fit": len(train_rows),
+            "validation": validation_rows,
+            "calibration": 0 if calibration == "none" else len(train_rows),
             "test": len(test_rows),
             "positives": int(labels.sum()),
         },
