@@ -115,6 +115,7 @@ def _compare_feature_sets(args: argparse.Namespace) -> None:
         "calibration",
         *columns,
         "roc_auc_required_only",
+        "search",
         "training s",
     ):
         table.add_column(heading, justify="right")
@@ -143,9 +144,16 @@ def _compare_feature_sets(args: argparse.Namespace) -> None:
                     trained.calibration["method"],
                     *(f"{metrics[c]:.4f}" for c in columns),
                     f"{roc_auc_score(holdout[LABEL_COLUMN], required_only):.4f}",
+                    _search_description(trained.tuning),
                     f"{trained.seconds:.1f}",
                 )
     console.print(table)
+
+
+def _search_description(search: dict | None) -> str:
+    if search is None:
+        return "–"
+    return f"{search['trials']} trials, {search['seconds']:.0f} s ({search['stopped_by']})"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -121,7 +121,10 @@ def _user_exports(landing_dir):
 def test_users_own_exports_train_end_to_end(tmp_path):
     pipeline = new_pipeline(tmp_path, demo_mode=False)
     _user_exports(pipeline.settings.landing_dir)
-    result = pipeline.run(training_run_config(split="time"))
+    # The search's budget is a per-run override too.
+    result = pipeline.run(
+        training_run_config(split="time", tuning_trials=3, tuning_timeout_seconds=300)
+    )
     assert result.success, pipeline.failure_messages(result)
     model = json.loads(
         json.loads(pipeline.settings.published_model_path.read_text())["learner"]["attributes"][
@@ -132,6 +135,8 @@ def test_users_own_exports_train_end_to_end(tmp_path):
     assert model["split"] == "time"
     assert model["data_source"].startswith("landing exports (")
     assert model["metrics"]["roc_auc"] > 0.75
+    assert (model["tuning"]["budget_trials"], model["tuning"]["budget_seconds"]) == (3, 300)
+    assert model["tuning"]["trials"] == 3
     pipeline.instance.dispose()
 
 

@@ -21,7 +21,11 @@ from pydantic import Field
 from leadscore_assets import tracking
 from leadscore_assets.defs.ingestion.folder import discover
 from leadscore_assets.defs.training import mlflow_run
-from leadscore_assets.defs.training.assessment import Assessment, assess
+from leadscore_assets.defs.training.assessment import (
+    REQUIRED_INPUTS_ONLY_ROC_AUC,
+    Assessment,
+    assess,
+)
 from leadscore_assets.defs.training.candidate import (
     Candidate,
     keep_training_data,
@@ -320,9 +324,10 @@ def _comparison(trained: TrainedModel, assessment: Assessment) -> dict[str, dict
         columns[f"{trained.feature_set} features, seed settings"] = assessment.seed_settings
     if columns:
         settings = "seed" if trained.uses_seed_settings else "tuned"
-        columns[f"{trained.feature_set} features, {settings} settings (this model)"] = (
-            assessment.metrics
-        )
+        columns[f"{trained.feature_set} features, {settings} settings (this model)"] = {
+            **assessment.metrics,
+            REQUIRED_INPUTS_ONLY_ROC_AUC: assessment.required_inputs_only["roc_auc"],
+        }
     return columns
 
 
