@@ -36,6 +36,17 @@ def small_demo_frame(tmp_path_factory):
     return demo_features_frame(3_000, 7, tmp_path_factory.mktemp("small-demo"))
 
 
+def _train(frame, *, tuning=None, feature_set="full", split="random", calibration="none"):
+    return train(
+        frame,
+        feature_set=feature_set,
+        split=split,
+        calibration=calibration,
+        categories=CHANNELS,
+        tuning=tuning,
+    )
+
+
 def _holdout_scores(trained) -> tuple[float, float]:
     holdout = trained.test_rows
     return (
@@ -48,17 +59,8 @@ def _holdout_scores(trained) -> tuple[float, float]:
 def test_tuned_settings_beat_the_seeds_without_worse_calibration(demo_frame, split):
     """Same data, split and calibration request (auto): the searched settings rank the holdout
     better than the seed's fixed ones, and their served probabilities are no worse (Brier)."""
-    seed = train(
-        demo_frame, feature_set="full", split=split, calibration="auto", categories=CHANNELS
-    )
-    tuned = train(
-        demo_frame,
-        feature_set="full",
-        split=split,
-        calibration="auto",
-        categories=CHANNELS,
-        tuning=BUDGET,
-    )
+    seed = _train(demo_frame, split=split, calibration="auto")
+    tuned = _train(demo_frame, split=split, calibration="auto", tuning=BUDGET)
     assert seed.uses_seed_settings and seed.tuning is None
     assert tuned.tuning["chosen"] == "tuned" and not tuned.uses_seed_settings
     assert tuned.tuning["trials"] == BUDGET.trials and tuned.tuning["stopped_by"] == "trials"
@@ -70,14 +72,7 @@ def test_tuned_settings_beat_the_seeds_without_worse_calibration(demo_frame, spl
 
 
 def test_the_search_is_recorded_and_its_choice_follows_the_validation_score(small_demo_frame):
-    tuned = train(
-        small_demo_frame,
-        feature_set="full",
-        split="time",
-        calibration="none",
-        categories=CHANNELS,
-        tuning=TuningBudget(trials=5, timeout_seconds=600),
-    )
+    tuned = _train(small_demo_frame, split="time", tuning=TuningBudget(5, timeout_seconds=600))
     search, trials = tuned.tuning, tuned.tuning_trials
     assert [t["trial"] for t in trials] == list(range(5))
     # The first trial starts from the seed's settings.
@@ -99,18 +94,8 @@ def test_the_search_is_recorded_and_its_choice_follows_the_validation_score(smal
 
 
 def test_same_data_and_seed_give_the_same_model(small_demo_frame):
-    runs = [
-        train(
-            small_demo_frame,
-            feature_set="full",
-            split="random",
-            calibration="auto",
-            categories=CHANNELS,
-            tuning=TuningBudget(trials=6, timeout_seconds=600),
-        )
-        for _ in range(2)
-    ]
-    first, second = runs
+    budget = TuningBudget(trials=6, timeout_seconds=600)
+    first, second = (_train(small_demo_frame, calibration="auto", tuning=budget) for _ in range(2))
     assert first.booster.save_raw("json") == second.booster.save_raw("json")
     assert first.hyperparameters == second.hyperparameters
     assert first.calibration == second.calibration
@@ -123,13 +108,8 @@ def test_same_data_and_seed_give_the_same_model(small_demo_frame):
 
 
 def test_the_time_limit_ends_a_search_that_the_trials_would_not(small_demo_frame):
-    tuned = train(
-        small_demo_frame,
-        feature_set="seed",
-        split="random",
-        calibration="none",
-        categories={},
-        tuning=TuningBudget(trials=10_000, timeout_seconds=1),
+    tuned = _train(
+        small_demo_frame, feature_set="seed", tuning=TuningBudget(10_000, timeout_seconds=1)
     )
     search = tuned.tuning
     assert search["stopped_by"] == "time limit"
@@ -143,14 +123,7 @@ def test_the_time_limit_ends_a_search_that_the_trials_would_not(small_demo_frame
 
 
 def test_no_trials_means_the_seeds_settings_without_a_search(small_demo_frame):
-    trained = train(
-        small_demo_frame,
-        feature_set="full",
-        split="random",
-        calibration="none",
-        categories=CHANNELS,
-        tuning=TuningBudget(trials=0, timeout_seconds=30),
-    )
+    trained = _train(small_demo_frame, tuning=TuningBudget(0, timeout_seconds=30))
     assert trained.hyperparameters == SEED_HYPERPARAMETERS
     assert trained.tuning is None and trained.rows["validation"] == 0
     assert trained.booster.num_boosted_rounds() == SEED_HYPERPARAMETERS["n_estimators"]
