@@ -56,6 +56,18 @@ class PipelineSettings(DataDirSettings):
     min_training_leads: int = Field(1_000, ge=0)
     min_training_conversions: int = Field(100, ge=0)
 
+    # Landing quality (the `landing_quality` asset's checks, docs/landing_schema.md): below a
+    # `min` or above a `max` threshold a check warns (`_warn`) or fails the run before training
+    # (`_error`).
+    quality_min_contact_match_rate_warn: float = Field(0.3, ge=0, le=1)
+    quality_min_contact_match_rate_error: float = Field(0.01, ge=0, le=1)
+    quality_min_session_match_rate_warn: float = Field(0.001, ge=0, le=1)
+    quality_min_session_match_rate_error: float = Field(0.0, ge=0, le=1)
+    quality_max_unassigned_share_warn: float = Field(0.25, ge=0, le=1)
+    quality_max_unassigned_share_error: float = Field(0.95, ge=0, le=1)
+    quality_max_point_in_time_dropped_share_warn: float = Field(0.5, ge=0, le=1)
+    quality_max_point_in_time_dropped_share_error: float = Field(0.95, ge=0, le=1)
+
     # Automation.
     retrain_cron: str = "0 6 * * *"
     sensor_min_interval_seconds: int = Field(30, ge=1)

@@ -213,8 +213,10 @@ def _caveats(metadata: ModelMetadata, features: list[str]) -> list[str]:
             "campaign channel gets that group's effect until the model is retrained."
         )
     caveats += [
-        "The score reflects website behaviour only: it knows nothing about company size, budget "
-        "or anything said in a sales conversation.",
+        "The score reflects what the exports hold: website behaviour and, where the contacts "
+        "export has them, the CRM's lead source and contact attributes (an attribute whose only "
+        "category is 'Other' was not in the data). It knows nothing about budget or anything "
+        "said in a sales conversation.",
         "Scores are probabilities for leads like those in the training data; after changes to "
         "the website, tracking or lead sources, retrain and re-check calibration before relying "
         "on them.",

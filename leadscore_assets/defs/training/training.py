@@ -32,11 +32,13 @@ from leadscore_core.features import (
     CSV_COLUMNS,
     FEATURE_SETS,
     INPUT_FIELDS,
+    INPUT_FIELDS_BY_NAME,
     LABEL_COLUMN,
     LEAD_TIMESTAMP_COLUMN,
     Feature,
     feature_matrix,
     features_for,
+    learn_categories,
     xgboost_feature_type,
 )
 
@@ -53,7 +55,7 @@ CALIBRATION_CV_FOLDS = 5
 OPTIONAL_INPUTS_MISSING_SHARE = 0.3
 
 _CSV_DTYPES: dict[str, Any] = {
-    "contact_id": "int64",
+    "contact_id": "string",  # CRM ids are text: integers, UUIDs, Salesforce or hex ids
     "email": "string",
     LEAD_TIMESTAMP_COLUMN: "string",
     LABEL_COLUMN: "int64",
@@ -67,14 +69,24 @@ _CSV_DTYPES: dict[str, Any] = {
 }
 
 
+# Columns a features CSV may lack (one written before they existed): missing for every lead.
+_OPTIONAL_CSV_COLUMNS = frozenset(f.name for f in INPUT_FIELDS if not f.required)
+
+
 def read_features_csv(path: Path) -> pd.DataFrame:
     """Load the exported features, insisting on the specified columns (named when missing)."""
     with path.open(newline="") as handle:
         header = next(csv.reader(handle), [])
-    missing = [c for c in CSV_COLUMNS if c not in header]
+    missing = [c for c in CSV_COLUMNS if c not in header and c not in _OPTIONAL_CSV_COLUMNS]
     if missing:
         raise ValueError(f"{path.name} lacks column(s): {', '.join(missing)}")
-    frame = pd.read_csv(path, usecols=list(CSV_COLUMNS), dtype=_CSV_DTYPES)
+    present = [c for c in CSV_COLUMNS if c in header]
+    frame = pd.read_csv(
+        path, usecols=present, dtype={c: t for c, t in _CSV_DTYPES.items() if c in present}
+    )
+    for absent in (c for c in CSV_COLUMNS if c not in header):
+        frame[absent] = pd.Series(None, index=frame.index, dtype=_CSV_DTYPES[absent])
+    frame = frame[list(CSV_COLUMNS)]
     for bool_field in (f.name for f in INPUT_FIELDS if f.kind == "bool"):
         frame[bool_field] = (
             frame[bool_field]
@@ -90,7 +102,8 @@ def input_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
     for f in INPUT_FIELDS:
         if f.kind == "category":
-            columns[f.name] = frame[f.name].fillna("").to_numpy(dtype=object)
+            # None (unknown) stays missing for XGBoost; an unknown value is not the fallback.
+            columns[f.name] = frame[f.name].to_numpy(dtype=object, na_value=None)
         else:
             columns[f.name] = frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan)
     return columns
@@ -111,9 +124,9 @@ def split_indices(
         )
         return np.sort(train), np.sort(test)
     if kind == "time":
-        order = np.lexsort(
-            (frame["contact_id"].to_numpy(), frame[LEAD_TIMESTAMP_COLUMN].to_numpy())
-        )
+        # Leads created at the same instant keep the CSV's order (by contact id).
+        created = frame[LEAD_TIMESTAMP_COLUMN].to_numpy(dtype="datetime64[ns]")
+        order = np.argsort(created, kind="stable")
         n_test = int(round(len(frame) * test_size))
         return np.sort(order[: len(frame) - n_test]), np.sort(order[len(frame) - n_test :])
     raise ValueError(f"unknown split {kind!r}; use 'random' or 'time'")
@@ -240,7 +253,11 @@ def train(
     nthread: int = 2,
 ) -> TrainedModel:
     """Split; choose hyperparameters (a search within `tuning`, else the seed's settings); fit
-    on every training row; calibrate on out-of-fold predictions; score the test rows."""
+    on every training row; calibrate on out-of-fold predictions; score the test rows.
+
+    `categories` gives a categorical feature's vocabulary (channel: GA4's groups); every
+    categorical feature's categories are learned from the training rows (`learn_categories`).
+    """
     started = time.perf_counter()
     if feature_set not in FEATURE_SETS:
         raise ValueError(
@@ -250,14 +267,18 @@ def train(
     if len(np.unique(labels)) < 2:
         raise ValueError("the training data has only one class; nothing to learn")
     features = features_for(FEATURE_SETS[feature_set])
-    used_categories = {
-        f.name: list(categories[f.name]) for f in features if f.kind == "categorical"
-    }
     columns = input_columns(frame)
+    train_rows, test_rows = split_indices(frame, split)
+    used_categories = {
+        f.name: learn_categories(
+            INPUT_FIELDS_BY_NAME[f.name], columns[f.name][train_rows], categories.get(f.name)
+        )
+        for f in features
+        if f.kind == "categorical"
+    }
     matrix = feature_matrix(columns, features, used_categories)
     blanked = _with_optional_inputs_missing(columns, features, used_categories)
     learning = _mix_in_missing_optional_inputs(matrix, blanked)
-    train_rows, test_rows = split_indices(frame, split)
 
     hyperparameters, search, validation_rows = dict(SEED_HYPERPARAMETERS), None, 0
     if tuning is not None and tuning.trials > 0:
