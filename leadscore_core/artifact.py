@@ -27,11 +27,11 @@ from pydantic import ValidationError
 
 from leadscore_core.calibration import CALIBRATION_METHODS, log_odds
 from leadscore_core.features import (
-    FALLBACK_CHANNEL,
     INPUT_FIELDS,
+    INPUT_FIELDS_BY_NAME,
     Feature,
+    RowEncoder,
     feature_matrix,
-    feature_values,
     features_for,
     xgboost_feature_type,
 )
@@ -143,9 +143,11 @@ class LoadedModel:
     # XGBoost unless a verified compiled predictor was found for this file (`load_model_bytes`).
     predictor: Predictor = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     calibration: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    _row_encoder: RowEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", _prepared_calibration(self.metadata["calibration"]))
+        object.__setattr__(self, "_row_encoder", RowEncoder(self.features, self.categories))
         if self.predictor is None:
             object.__setattr__(self, "predictor", XGBoostPredictor(self.booster))
 
@@ -162,7 +164,7 @@ class LoadedModel:
 
     def row(self, values: Mapping[str, object]) -> list[float]:
         """One lead's model row as Python floats; the same numbers as `matrix` gives for it."""
-        return feature_values(values, self.features, self.categories)
+        return self._row_encoder(values)
 
     @property
     def category_counts(self) -> dict[int, int]:
@@ -279,10 +281,11 @@ def _validated(booster: xgb.Booster, metadata: ModelMetadata, file_sha256: str) 
     for feature in features:
         if feature.kind == "categorical":
             values = metadata.categories.get(feature.name)
-            if not values or FALLBACK_CHANNEL not in values:
+            fallback = INPUT_FIELDS_BY_NAME[feature.name].fallback
+            if not values or fallback not in values:
                 raise ModelFileError(
                     f"categorical feature {feature.name!r} needs its categories, "
-                    f"including {FALLBACK_CHANNEL!r}"
+                    f"including {fallback!r}"
                 )
             categories[feature.name] = tuple(values)
     _validate_calibration(metadata.calibration)

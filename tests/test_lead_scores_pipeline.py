@@ -5,7 +5,6 @@ the score `POST /score` gives for its features, which is the row in `marts.lead_
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 
 import duckdb
@@ -42,7 +41,7 @@ def _request_body(lead: pd.Series) -> dict[str, object]:
     body: dict[str, object] = {}
     for field in INPUT_FIELDS:
         value = lead[field.name]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if pd.isna(value):
             body[field.name] = None
         elif field.kind == "bool":
             body[field.name] = bool(value)

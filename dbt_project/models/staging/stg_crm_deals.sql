@@ -1,6 +1,6 @@
 select
-    cast(deal_id as bigint) as deal_id,
-    cast(contact_id as bigint) as contact_id,
+    cast(deal_id as varchar) as deal_id,
+    cast(contact_id as varchar) as contact_id,
     cast(stage as varchar) as stage,
     cast(amount as double) as amount,
     cast(closed_at as timestamptz) as closed_at

@@ -27,6 +27,7 @@ from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
 
 GROUP = "warehouse"
 MART_KEY = dg.AssetKey(["marts", "fct_lead_scoring_features"])
+LANDING_QUALITY_KEY = dg.AssetKey("landing_quality")
 MART_TABLE = "marts.fct_lead_scoring_features"
 FEATURES_CSV_KEY = dg.AssetKey("lead_scoring_features_csv")
 # Fractional columns are written with this many decimals: the same inputs give the same bytes,
@@ -74,7 +75,8 @@ def _csv_select() -> str:
 @dg.asset(
     key=FEATURES_CSV_KEY,
     group_name=GROUP,
-    deps=[MART_KEY],
+    # The landing quality checks block the export: a failed join never reaches training.
+    deps=[MART_KEY, LANDING_QUALITY_KEY],
     code_version=source_version([_CODE, _CODE.parents[3] / "leadscore_core" / "features.py"]),
     pool=PIPELINE_POOL,
 )
@@ -82,7 +84,9 @@ def lead_scoring_features_csv(
     duckdb: DuckDBResource, settings: dg.ResourceParam[PipelineSettings]
 ) -> dg.MaterializeResult:
     """`lead_scoring_features.csv`: the mart's specified columns, written atomically, byte for
-    byte the same for the same mart."""
+    byte the same for the same mart. Rows are ordered by contact id, shorter ids first, which is
+    numeric order for integer ids (and so the row order, and the random split, of the integer-id
+    exports this file was written from before ids were text)."""
     target = settings.features_csv_path
     partial = target.with_name(f".{target.name}.tmp")
     quoted = str(partial).replace("'", "''")
@@ -91,7 +95,8 @@ def lead_scoring_features_csv(
         if not rows:
             raise dg.Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
         conn.execute(
-            f"COPY (SELECT {_csv_select()} FROM {MART_TABLE} ORDER BY contact_id) "
+            f"COPY (SELECT {_csv_select()} FROM {MART_TABLE} "
+            "ORDER BY length(contact_id), contact_id) "
             f"TO '{quoted}' (HEADER, DELIMITER ',')"
         )
     partial.replace(target)
