@@ -70,9 +70,9 @@ bench: install-dev
 	work=$$(mktemp -d) && \
 	  $(BIN)/python benchmarks/bench_api.py --rounds 3 --work-dir "$$work" && \
 	  $(BIN)/python benchmarks/bench_batch.py --data-dir "$$work/pipeline-93000" && \
+	  $(BIN)/python benchmarks/bench_lead_scores.py --data-dir "$$work/pipeline-93000" && \
 	  rm -rf "$$work"
 	$(BIN)/python benchmarks/bench_pipeline.py
-	$(BIN)/python benchmarks/bench_lead_scores.py
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache

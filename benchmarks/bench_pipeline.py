@@ -43,6 +43,8 @@ STEP_NAMES = {
     "lead_scoring_model": "lead_scoring_model (train, log, register)",
     "lead_scoring_model_promotion_gate": "promotion_gate (check)",
     "published_model": "published_model",
+    "lead_scores": "lead_scores (score, explain, tables, snapshot)",
+    "crm_sync": "crm_sync (skipped: no HubSpot token)",
 }
 
 

@@ -23,11 +23,11 @@ from pydantic_core import to_json
 
 from leadscore_api.metrics import ApiMetrics
 from leadscore_api.routes import API_KEY_HEADER, JSON, api_key_guard
-from leadscore_api.schemas import Problem, Reason, ValidationProblem
+from leadscore_api.schemas import EMAIL_MAX_LENGTH, Problem, Reason, ValidationProblem
 from leadscore_api.serving import FileSignature, PublishedFile, stat_signature
 from leadscore_api.settings import ApiSettings
+from leadscore_core.features import MAX_ID_LENGTH
 from leadscore_core.lead_scores import (
-    MAX_CONTACT_ID_LENGTH,
     LeadScore,
     LeadScoresSnapshot,
     SnapshotFileError,
@@ -35,8 +35,6 @@ from leadscore_core.lead_scores import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_EMAIL_LENGTH = 320
 
 
 @dataclass(frozen=True)
@@ -196,7 +194,7 @@ def build_lead_scores_router(settings: ApiSettings, metrics: ApiMetrics) -> APIR
     )
     async def lead_score_by_email(
         email: str = Query(
-            min_length=1, max_length=MAX_EMAIL_LENGTH, description="Matched ignoring case."
+            min_length=1, max_length=EMAIL_MAX_LENGTH, description="Matched ignoring case."
         ),
     ) -> Response:
         """An open lead's score, looked up by its email."""
@@ -219,7 +217,7 @@ def build_lead_scores_router(settings: ApiSettings, metrics: ApiMetrics) -> APIR
     )
     async def lead_score(
         contact_id: str = Path(
-            min_length=1, max_length=MAX_CONTACT_ID_LENGTH, description="The CRM's contact id."
+            min_length=1, max_length=MAX_ID_LENGTH, description="The CRM's contact id."
         ),
     ) -> Response:
         """An open lead's score, label, tier and top reasons, by its CRM contact id."""

@@ -23,7 +23,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from leadscore_core.features import EXAMPLE_LEAD, FALLBACK_CHANNEL, INPUT_FIELDS, InputField
+from leadscore_core.features import (
+    EXAMPLE_LEAD,
+    FALLBACK_CHANNEL,
+    INPUT_FIELDS,
+    MAX_ID_LENGTH,
+    InputField,
+)
 from leadscore_core.metadata import ModelMetadata
 
 MAX_CATEGORY_LENGTH = 100
@@ -32,7 +38,7 @@ MAX_CATEGORY_LENGTH = 100
 AT_MOST: dict[str, str] = {f.name: f.at_most for f in INPUT_FIELDS if f.at_most is not None}
 
 EMAIL_MAX_LENGTH = 320
-CONTACT_ID_MAX_LENGTH = 128
+CONTACT_ID_MAX_LENGTH = MAX_ID_LENGTH  # the loader refuses longer ids, so every lead fits
 CONTACT_ID_MAX = 2**53  # the largest integer JSON numbers carry exactly
 Email = Annotated[
     str, Field(strict=True, max_length=EMAIL_MAX_LENGTH, description="Echoed in the response.")
@@ -58,7 +64,8 @@ def _one_identifier_error(value: Any, validate: ValidatorFunctionWrapHandler) ->
     except ValidationError:
         raise PydanticCustomError(
             "contact_id_type",
-            "Input should be a string of 1 to 128 characters or an integer from 0 to 2**53",
+            f"Input should be a string of 1 to {CONTACT_ID_MAX_LENGTH} characters or an integer "
+            "from 0 to 2**53",
         ) from None
 
 
@@ -125,7 +132,9 @@ class _LeadBase(BaseModel):
 Lead = create_model(
     "Lead",
     __base__=_LeadBase,
-    __doc__=f"One lead's activity. Unknown channels score as {FALLBACK_CHANNEL!r}.",
+    __doc__="One lead's activity and, optionally, the CRM's attributes of the contact. Channels "
+    "match GA4's groups whatever their case or spacing; unknown ones score as "
+    f"{FALLBACK_CHANNEL!r}.",
     **_field_definitions(),
 )
 INPUT_NAMES: tuple[str, ...] = tuple(field.name for field in INPUT_FIELDS)

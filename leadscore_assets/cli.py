@@ -7,8 +7,9 @@ leadscore dbt-vars                     the --vars the pipeline runs dbt with (to
 leadscore generate --leads N [--batch NAME] [--first-contact-id ID]
                                        write synthetic exports into landing/
 leadscore synthetic-report --leads N   the generator's true conversion model, measured
-leadscore compare-feature-sets         the seed's four features against the default set,
-                                       on the current features CSV, both holdouts
+leadscore compare-feature-sets         the seed's four features against the default set, each
+                                       with the seed's and tuned settings, on the current
+                                       features CSV, both holdouts
 leadscore crm create-properties | sync HubSpot write-back (leadscore_assets/crm/commands.py)
 """
 
@@ -96,38 +97,68 @@ def _compare_feature_sets(args: argparse.Namespace) -> None:
 
     from leadscore_assets.defs.training.evaluation import classification_metrics
     from leadscore_assets.defs.training.training import read_features_csv, train
+    from leadscore_assets.defs.training.tuning import TuningBudget
     from leadscore_assets.project import channel_groups
     from leadscore_assets.settings import PipelineSettings
     from leadscore_core.features import FEATURE_SETS, LABEL_COLUMN
 
     settings = PipelineSettings()
+    budget = TuningBudget(
+        args.tuning_trials if args.tuning_trials is not None else settings.tuning_trials,
+        args.tuning_seconds or settings.tuning_timeout_seconds,
+    )
     frame = read_features_csv(settings.features_csv_path)
     columns = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_10pct", "recall_top_10pct")
-    table = Table(title=f"{settings.features_csv_path.name}: {len(frame):,} leads")
-    for heading in ("feature set", "holdout", "calibration", *columns, "roc_auc_required_only"):
+    table = Table(
+        title=f"{settings.features_csv_path.name}: {len(frame):,} leads; search budget "
+        f"{budget.trials} trials or {budget.timeout_seconds:g} s"
+    )
+    for heading in (
+        "feature set",
+        "settings",
+        "holdout",
+        "calibration",
+        *columns,
+        "roc_auc_required_only",
+        "search",
+        "training s",
+    ):
         table.add_column(heading, justify="right")
     for split in ("random", "time"):
         for feature_set in FEATURE_SETS:
-            with console.status(f"training {feature_set} on the {split} split"):
-                trained = train(
-                    frame,
-                    feature_set=feature_set,
-                    split=split,
-                    calibration=args.calibration,
-                    categories={"channel": channel_groups()},
-                    nthread=settings.training_threads,
+            for tuning in (None, budget) if budget.trials else (None,):
+                what = "tuned" if tuning else "seed"
+                with console.status(f"training {feature_set}, {what} settings, {split} split"):
+                    trained = train(
+                        frame,
+                        feature_set=feature_set,
+                        split=split,
+                        calibration=args.calibration,
+                        categories={"channel": channel_groups()},
+                        tuning=tuning,
+                        nthread=settings.training_threads,
+                    )
+                holdout = trained.test_rows
+                metrics = classification_metrics(holdout[LABEL_COLUMN], holdout["score"])
+                required_only = holdout.get("score_required_inputs_only", holdout["score"])
+                kept = tuning and trained.uses_seed_settings
+                table.add_row(
+                    feature_set,
+                    "tuned (seed's kept)" if kept else what,
+                    split,
+                    trained.calibration["method"],
+                    *(f"{metrics[c]:.4f}" for c in columns),
+                    f"{roc_auc_score(holdout[LABEL_COLUMN], required_only):.4f}",
+                    _search_description(trained.tuning),
+                    f"{trained.seconds:.1f}",
                 )
-            holdout = trained.test_rows
-            metrics = classification_metrics(holdout[LABEL_COLUMN], holdout["score"])
-            required_only = holdout.get("score_required_inputs_only", holdout["score"])
-            table.add_row(
-                feature_set,
-                split,
-                trained.calibration["method"],
-                *(f"{metrics[c]:.4f}" for c in columns),
-                f"{roc_auc_score(holdout[LABEL_COLUMN], required_only):.4f}",
-            )
     console.print(table)
+
+
+def _search_description(search: dict | None) -> str:
+    if search is None:
+        return "–"
+    return f"{search['trials']} trials, {search['seconds']:.0f} s ({search['stopped_by']})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,9 +184,16 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--seed", type=int, default=42)
     report.set_defaults(handler=_synthetic_report)
     compare = commands.add_parser(
-        "compare-feature-sets", help="seed vs default features on the current features CSV"
+        "compare-feature-sets",
+        help="seed vs default features, seed vs tuned settings, on the current features CSV",
     )
     compare.add_argument("--calibration", default="auto", choices=list(CALIBRATION_CHOICES))
+    compare.add_argument(
+        "--tuning-trials", type=int, help="default: LEADSCORE_TUNING_TRIALS; 0: seed settings only"
+    )
+    compare.add_argument(
+        "--tuning-seconds", type=float, help="default: LEADSCORE_TUNING_TIMEOUT_SECONDS"
+    )
     compare.set_defaults(handler=_compare_feature_sets)
     add_crm_commands(commands)
     args = parser.parse_args(argv)

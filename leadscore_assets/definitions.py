@@ -2,9 +2,9 @@
 `dagster ... -m leadscore_assets.definitions`.
 
 The definitions live in `defs/`, one folder per domain (ingestion, warehouse, training,
-promotion, publishing, automation), loaded by Dagster's `load_from_defs_folder`. What depends on
-the settings (the data directory, the schedule, the sensor) is built for the settings bound here,
-so tests build definitions on a temporary data directory.
+promotion, publishing, scoring, automation), loaded by Dagster's `load_from_defs_folder`. What
+depends on the settings (the data directory, the schedule, the sensors) is built for the settings
+bound here, so tests build definitions on a temporary data directory.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""How fresh what users consume must be: the published model (and anything scored with it) is
-refreshed by the daily retrain, so it fails its freshness policy when a day and a bit have passed
-without a new materialisation — a refused candidate, a broken run or a stopped daemon."""
+"""How fresh what users consume must be. The published model and the lead scores are refreshed by
+the daily retrain (the lead scores also by new landing data even when no model is published), so
+each fails its freshness policy when a day and a bit have passed without a new materialisation —
+for the model a refused candidate, for both a broken run or a stopped daemon."""
 
 from datetime import timedelta
 

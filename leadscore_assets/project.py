@@ -19,7 +19,14 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from leadscore_assets.defs.ingestion.schema import DEAL_STAGES
 from leadscore_assets.settings import PipelineSettings
-from leadscore_core.features import ENGAGED_SESSION_SECONDS, FALLBACK_CHANNEL, INPUT_FIELDS
+from leadscore_core.features import (
+    CATEGORY_KEY_PATTERN,
+    CONTACT_ATTRIBUTES,
+    ENGAGED_SESSION_SECONDS,
+    FALLBACK_CHANNEL,
+    INPUT_FIELDS,
+    InputField,
+)
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 CHANNEL_GROUPS_SEED = DBT_PROJECT_DIR / "seeds" / "channel_groups.csv"
@@ -27,6 +34,20 @@ CHANNEL_GROUPS_SEED = DBT_PROJECT_DIR / "seeds" / "channel_groups.csv"
 DBT_EXECUTABLE = shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+# The mart's column type for each kind of input field (its contract; tests/test_definitions.py
+# checks the yml against the same kinds).
+MART_COLUMN_TYPES = {
+    "count": "integer",
+    "bool": "boolean",
+    "category": "varchar",
+    "seconds": "double precision",
+    "days": "double precision",
+}
+
+
+def _contact_attribute(field: InputField) -> dict[str, str]:
+    return {"name": field.name, "data_type": MART_COLUMN_TYPES[field.kind]}
 
 
 def dbt_vars(settings: PipelineSettings) -> dict[str, Any]:
@@ -37,6 +58,8 @@ def dbt_vars(settings: PipelineSettings) -> dict[str, Any]:
         "warehouse_path": str(settings.warehouse_path),
         "engaged_session_seconds": ENGAGED_SESSION_SECONDS,
         "fallback_channel": FALLBACK_CHANNEL,
+        "category_key_pattern": CATEGORY_KEY_PATTERN,
+        "contact_attributes": [_contact_attribute(field) for field in CONTACT_ATTRIBUTES],
         "deal_stage_won": DEAL_STAGES.won,
         "deal_stage_lost": DEAL_STAGES.lost,
         "deal_stage_open": DEAL_STAGES.open,
@@ -69,6 +92,7 @@ def prepare_manifest(settings: PipelineSettings) -> Path:
 
 
 def channel_groups() -> list[str]:
-    """The channel categories a model learns: the dbt seed is their single source."""
+    """GA4's default channel groups, in the dbt seed's order (their single source): the
+    vocabulary a model's channel categories are learned from."""
     with CHANNEL_GROUPS_SEED.open(newline="") as handle:
         return [row["channel"] for row in csv.DictReader(handle)]

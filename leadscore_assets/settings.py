@@ -50,12 +50,28 @@ class PipelineSettings(DataDirSettings):
     calibration: CalibrationChoice = "auto"
     high_threshold: float = Field(DEFAULT_HIGH_THRESHOLD, gt=0, lt=1)
     training_threads: int = Field(2, ge=1)
+    # The per-run hyperparameter search (docs/model.md) stops after this many trials or this many
+    # seconds, whichever comes first; 0 trials trains with the seed's fixed settings.
+    tuning_trials: int = Field(30, ge=0)
+    tuning_timeout_seconds: float = Field(20.0, gt=0)
 
     # Promotion gate.
     gate_min_auc: float = Field(0.70, ge=0, le=1)
     gate_max_auc_drop: float = Field(0.005, ge=0, le=1)
     min_training_leads: int = Field(1_000, ge=0)
     min_training_conversions: int = Field(100, ge=0)
+
+    # Landing quality (the `landing_quality` asset's checks, docs/landing_schema.md): below a
+    # `min` or above a `max` threshold a check warns (`_warn`) or fails the run before training
+    # (`_error`).
+    quality_min_contact_match_rate_warn: float = Field(0.3, ge=0, le=1)
+    quality_min_contact_match_rate_error: float = Field(0.01, ge=0, le=1)
+    quality_min_session_match_rate_warn: float = Field(0.001, ge=0, le=1)
+    quality_min_session_match_rate_error: float = Field(0.0, ge=0, le=1)
+    quality_max_unassigned_share_warn: float = Field(0.25, ge=0, le=1)
+    quality_max_unassigned_share_error: float = Field(0.95, ge=0, le=1)
+    quality_max_point_in_time_dropped_share_warn: float = Field(0.5, ge=0, le=1)
+    quality_max_point_in_time_dropped_share_error: float = Field(0.95, ge=0, le=1)
 
     # Automation.
     retrain_cron: str = "0 6 * * *"

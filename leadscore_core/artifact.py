@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,11 @@ from pydantic import ValidationError
 
 from leadscore_core.calibration import CALIBRATION_METHODS, log_odds
 from leadscore_core.features import (
-    FALLBACK_CHANNEL,
     INPUT_FIELDS,
+    INPUT_FIELDS_BY_NAME,
     Feature,
+    RowEncoder,
     feature_matrix,
-    feature_values,
     features_for,
     xgboost_feature_type,
 )
@@ -41,6 +42,7 @@ from leadscore_core.predictor import (
     XGBoostPredictor,
     compiled_predictor_path,
     load_verified,
+    splits_by_tree,
 )
 
 log = logging.getLogger(__name__)
@@ -141,9 +143,11 @@ class LoadedModel:
     # XGBoost unless a verified compiled predictor was found for this file (`load_model_bytes`).
     predictor: Predictor = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     calibration: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    _row_encoder: RowEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", _prepared_calibration(self.metadata["calibration"]))
+        object.__setattr__(self, "_row_encoder", RowEncoder(self.features, self.categories))
         if self.predictor is None:
             object.__setattr__(self, "predictor", XGBoostPredictor(self.booster))
 
@@ -160,7 +164,7 @@ class LoadedModel:
 
     def row(self, values: Mapping[str, object]) -> list[float]:
         """One lead's model row as Python floats; the same numbers as `matrix` gives for it."""
-        return feature_values(values, self.features, self.categories)
+        return self._row_encoder(values)
 
     @property
     def category_counts(self) -> dict[int, int]:
@@ -199,8 +203,16 @@ class LoadedModel:
         """Served probability for each row of input-field columns."""
         return self.predict_matrix(self.matrix(columns))
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """Exact tree SHAP values on the log-odds scale: rows x (features + bias)."""
+    @cached_property
+    def tree_splits(self) -> tuple[dict[int, np.ndarray], ...]:
+        """Per tree, the model columns it splits on, with the float32 thresholds of its numerical
+        splits on each (`predictor.splits_by_tree`); read from the booster once per model."""
+        document = json.loads(bytes(self.booster.save_raw(raw_format="json")))
+        return tuple(splits_by_tree(document))
+
+    def contributions(self, matrix: np.ndarray, rounds: slice | None = None) -> np.ndarray:
+        """Exact tree SHAP values on the log-odds scale: rows x (features + bias); of the trees
+        of the boosting `rounds` only, when given."""
         dmatrix = xgb.DMatrix(
             matrix,
             feature_names=list(self.feature_names),
@@ -209,7 +221,8 @@ class LoadedModel:
             # Building it on one thread: the default thread pool costs ~0.8 ms per explained lead.
             nthread=1,
         )
-        return self.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+        booster = self.booster if rounds is None else self.booster[rounds]
+        return booster.predict(dmatrix, pred_contribs=True, validate_features=False)
 
 
 def build_metadata(
@@ -268,10 +281,11 @@ def _validated(booster: xgb.Booster, metadata: ModelMetadata, file_sha256: str) 
     for feature in features:
         if feature.kind == "categorical":
             values = metadata.categories.get(feature.name)
-            if not values or FALLBACK_CHANNEL not in values:
+            fallback = INPUT_FIELDS_BY_NAME[feature.name].fallback
+            if not values or fallback not in values:
                 raise ModelFileError(
                     f"categorical feature {feature.name!r} needs its categories, "
-                    f"including {FALLBACK_CHANNEL!r}"
+                    f"including {fallback!r}"
                 )
             categories[feature.name] = tuple(values)
     _validate_calibration(metadata.calibration)

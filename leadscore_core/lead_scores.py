@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic_core import from_json, to_json
 
+from leadscore_core.features import MAX_ID_LENGTH
 from leadscore_core.settings import DEFAULT_HIGH_THRESHOLD
 from leadscore_core.tiers import sales_tiers, score_labels, tier_letters
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from leadscore_core.artifact import LoadedModel
 
 SCHEMA_VERSION = 1
-MAX_CONTACT_ID_LENGTH = 128
 # The columns of table `lead_scores`, in order: what every row of a snapshot holds.
 COLUMNS: tuple[str, ...] = (
     "contact_id",
@@ -57,7 +57,7 @@ COLUMNS: tuple[str, ...] = (
 _TABLES = f"""
 CREATE TABLE lead_scores (
     contact_id TEXT PRIMARY KEY NOT NULL
-        CHECK (length(contact_id) BETWEEN 1 AND {MAX_CONTACT_ID_LENGTH}),
+        CHECK (length(contact_id) BETWEEN 1 AND {MAX_ID_LENGTH}),
     email TEXT,
     score REAL NOT NULL CHECK (score >= 0 AND score <= 1),
     label TEXT NOT NULL CHECK (label IN ('high', 'low')),
@@ -168,9 +168,9 @@ def _contact_id(value: object, row: int) -> str:
         raise ValueError(
             f"contact id at row {row} must be text or a non-negative integer, got {value!r}"
         )
-    if not text.strip() or len(text) > MAX_CONTACT_ID_LENGTH:
+    if not text.strip() or len(text) > MAX_ID_LENGTH:
         raise ValueError(
-            f"contact id at row {row} must be 1 to {MAX_CONTACT_ID_LENGTH} characters, got {text!r}"
+            f"contact id at row {row} must be 1 to {MAX_ID_LENGTH} characters, got {text!r}"
         )
     return text
 

@@ -49,7 +49,7 @@ class TrainingData(TypedDict, total=False):
     sha256: str  # of the uncompressed CSV
     rows: int
     positives: int
-    fit_rows: int  # rows the trees were fitted on (the rest: calibration and test)
+    fit_rows: int  # rows the trees were fitted on (the rest: the test rows)
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -76,12 +76,24 @@ class ModelMetadata(BaseModel):
     trained_at: str | None = Field(None, description="When the model was trained (ISO 8601).")
     feature_set: str | None = Field(None, description='Feature set name, e.g. "seed" or "full".')
     model_type: str | None = None
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="What the trees were trained with (searched or seed)."
+    )
+    tuning: dict[str, Any] | None = Field(
+        None,
+        description="The hyperparameter search: budget, trials run, what ended it, validation "
+        "scores of the best trial and of the seed's settings, and which were chosen.",
+    )
     split: str | None = Field(None, description='Holdout: "random" or "time".')
     metrics: dict[str, float | int] = Field(
         default_factory=dict, description="Evaluation metrics on the holdout."
     )
-    seed_baseline_metrics: dict[str, float | int] | None = None
+    seed_baseline_metrics: dict[str, float | int] | None = Field(
+        None, description="The seed's four features with the seed's settings, same split."
+    )
+    seed_settings_metrics: dict[str, float | int] | None = Field(
+        None, description="This feature set with the seed's fixed settings, same split."
+    )
     required_inputs_only_metrics: dict[str, float | int] | None = None
     warnings: list[str] = Field(default_factory=list)
 

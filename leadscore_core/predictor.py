@@ -145,6 +145,33 @@ def compiled_predictor_path(directory: Path, model_sha256: str) -> Path:
     return directory / f"{COMPILED_PREFIX}{model_sha256}{COMPILED_SUFFIX}"
 
 
+def splits_by_tree(model_json: Mapping[str, Any]) -> list[dict[int, np.ndarray]]:
+    """Per tree of the model, the columns it splits on, each with the sorted distinct float32
+    thresholds of its numerical splits (empty for a column the tree splits by category only)."""
+    trees = []
+    for tree in model_json["learner"]["gradient_booster"]["model"]["trees"]:
+        found: dict[int, set[float]] = {}
+        for column, condition, left, split_type in zip(
+            tree["split_indices"],
+            tree["split_conditions"],
+            tree["left_children"],
+            tree["split_type"],
+            strict=True,
+        ):
+            if left == -1:
+                continue  # a leaf
+            thresholds = found.setdefault(column, set())
+            if split_type == 0:  # numerical: goes left when the value is below the threshold
+                thresholds.add(condition)
+        trees.append(
+            {
+                column: np.unique(np.array(sorted(values), dtype=np.float32))
+                for column, values in found.items()
+            }
+        )
+    return trees
+
+
 def threshold_rows(
     model_json: Mapping[str, Any], category_counts: Mapping[int, int], n_features: int, n_rows: int
 ) -> np.ndarray:
@@ -154,20 +181,10 @@ def threshold_rows(
     candidates: list[set[float]] = [{float("nan")} for _ in range(n_features)]
     for column, count in category_counts.items():
         candidates[column].update(float(code) for code in range(count))
-    for tree in model_json["learner"]["gradient_booster"]["model"]["trees"]:
-        for feature, condition, left, split_type in zip(
-            tree["split_indices"],
-            tree["split_conditions"],
-            tree["left_children"],
-            tree["split_type"],
-            strict=True,
-        ):
-            if left == -1 or split_type != 0:
-                continue  # a leaf, or a categorical split (all codes are candidates already)
-            threshold = np.float32(condition)
-            candidates[feature].update(
-                {float(threshold), float(np.nextafter(threshold, np.float32(-np.inf)))}
-            )
+    for splits in splits_by_tree(model_json):
+        for column, thresholds in splits.items():  # categorical codes are candidates already
+            below = np.nextafter(thresholds, np.float32(-np.inf))
+            candidates[column].update(map(float, thresholds), map(float, below))
     rng = np.random.default_rng(0)
     columns = [rng.choice(np.array(sorted(values, key=str)), n_rows) for values in candidates]
     return np.ascontiguousarray(np.column_stack(columns), dtype=np.float32)

@@ -11,6 +11,10 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Write-back goes to the local fake HubSpot only: a token or portal in the environment the
+    # suite runs in must never receive the test pipelines' scores.
+    for name in [name for name in os.environ if name.startswith("LEADSCORE_HUBSPOT_")]:
+        del os.environ[name]
     try:
         from leadscore_assets.project import prepare_manifest
         from leadscore_assets.settings import PipelineSettings

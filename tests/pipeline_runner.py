@@ -14,6 +14,8 @@ from leadscore_assets.instance import INSTANCE_SETTINGS, install
 from leadscore_assets.settings import PipelineSettings
 
 SMALL_DATASET_LEADS = 6_000
+# The tests train many models: a small search keeps them fast and still exercises it.
+TEST_TUNING_TRIALS = 4
 
 
 @dataclass
@@ -63,6 +65,7 @@ def new_pipeline(data_dir: Path, **overrides: Any) -> Pipeline:
         data_dir=data_dir,
         demo_mode=overrides.pop("demo_mode", True),
         synthetic_leads=overrides.pop("synthetic_leads", SMALL_DATASET_LEADS),
+        tuning_trials=overrides.pop("tuning_trials", TEST_TUNING_TRIALS),
         mlflow_tracking_uri=None,
         **overrides,
     )

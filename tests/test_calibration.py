@@ -1,15 +1,18 @@
-"""Calibration: the served (numpy-only) transform reproduces scikit-learn, and it helps."""
+"""Calibration: the served (numpy-only) transform reproduces scikit-learn, it helps, and it is
+fitted on out-of-fold predictions, so the model keeps every training lead."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xgboost as xgb
+from demo_features import demo_features_frame
 from model_factory import CHANNELS, synthetic_columns
 from sklearn.calibration import calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from leadscore_assets.defs.training.calibration import (
     PLATT_INVERSE_REGULARISATION,
@@ -18,7 +21,16 @@ from leadscore_assets.defs.training.calibration import (
     log_odds,
     reliability_table,
 )
-from leadscore_assets.defs.training.training import dmatrix
+from leadscore_assets.defs.training.training import (
+    CALIBRATION_CV_FOLDS,
+    dmatrix,
+    fit_booster,
+    out_of_fold_predictions,
+    split_indices,
+    train,
+)
+from leadscore_assets.defs.training.tuning import SEED_HYPERPARAMETERS
+from leadscore_assets.project import channel_groups
 from leadscore_core.artifact import (
     apply_calibration,
     build_metadata,
@@ -26,6 +38,8 @@ from leadscore_core.artifact import (
     model_bytes,
 )
 from leadscore_core.features import FEATURE_SETS, feature_matrix, features_for
+
+CHANNEL_GROUPS = {"channel": channel_groups()}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -228,3 +242,55 @@ def test_expected_calibration_error_separates_calibrated_from_distorted_scores()
     outcomes, probabilities = calibrated_leads(20_000, seed=6)
     assert expected_calibration_error(outcomes, probabilities) < 0.01
     assert expected_calibration_error(outcomes, overconfident(probabilities)) > 0.05
+
+
+def test_out_of_fold_predictions_come_from_models_that_never_saw_the_lead():
+    """On labels that are pure noise, a deep model's predictions for the leads it learned from
+    rank them far better than chance (memorised); each lead's out-of-fold prediction, the one
+    the calibration is fitted on, does not."""
+    features = features_for(FEATURE_SETS["full"])
+    columns, _ = synthetic_columns(3000, seed=12)
+    noise = np.random.default_rng(12).integers(0, 2, 3000)
+    matrix = feature_matrix(columns, features, {"channel": CHANNELS})
+    deep = {**SEED_HYPERPARAMETERS, "max_depth": 8, "n_estimators": 60}
+    in_sample = fit_booster(matrix, noise, features, deep, nthread=1).inplace_predict(matrix)
+    out_of_fold = out_of_fold_predictions(matrix, noise, features, deep, nthread=1)
+    assert roc_auc_score(noise, in_sample) > 0.8
+    assert abs(roc_auc_score(noise, out_of_fold) - 0.5) < 0.05
+
+
+def test_each_out_of_fold_prediction_is_its_folds_model():
+    """Fold k's rows are scored by a model fitted on exactly the other folds."""
+    features = features_for(FEATURE_SETS["seed"])
+    columns, labels = synthetic_columns(1000, seed=13)
+    matrix = feature_matrix(columns, features, {})
+    settings = {**SEED_HYPERPARAMETERS, "n_estimators": 20}
+    out_of_fold = out_of_fold_predictions(matrix, labels, features, settings, nthread=1)
+    folds = StratifiedKFold(n_splits=CALIBRATION_CV_FOLDS, shuffle=True, random_state=42)
+    for fit, held_out in folds.split(matrix, labels):
+        booster = fit_booster(matrix[fit], labels[fit], features, settings, nthread=1)
+        np.testing.assert_array_equal(
+            out_of_fold[held_out], booster.inplace_predict(matrix[held_out])
+        )
+
+
+@pytest.mark.parametrize("split", ["random", "time"])
+def test_calibrating_withholds_no_training_lead_from_the_model(tmp_path, split):
+    """The calibration is fitted on out-of-fold predictions for every training lead, and the
+    model itself on every training lead: on a time split it learns from the newest ones too."""
+    frame = demo_features_frame(3000, 5, tmp_path)
+    train_rows, test_rows = split_indices(frame, split)
+    trained = train(
+        frame, feature_set="full", split=split, calibration="platt", categories=CHANNEL_GROUPS
+    )
+    assert trained.calibration["method"] == "platt"
+    assert trained.rows["fit"] == trained.rows["calibration"] == len(train_rows)
+    assert trained.rows["fit"] + trained.rows["test"] == len(frame)
+    assert set(trained.seen_contact_ids) == set(frame["contact_id"].iloc[train_rows])
+    # Asking for a calibration takes no lead away from the trees: they are exactly those of the
+    # uncalibrated model, which learns from every training lead.
+    uncalibrated = train(
+        frame, feature_set="full", split=split, calibration="none", categories=CHANNEL_GROUPS
+    )
+    assert uncalibrated.booster.save_raw("json") == trained.booster.save_raw("json")
+    assert len(test_rows) == trained.rows["test"]

@@ -1,6 +1,6 @@
 """`dagster dev -w workspace.yaml` with the shipped instance settings: it serves the whole graph
-with the schedule and sensor running, and overlapping runs of the chain queue instead of
-colliding."""
+with the schedule and sensors running, overlapping runs of the chain queue instead of colliding,
+and the daemon re-scores the open leads when the mart changed without a scoring."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 RUNS = "{ runsOrError { ... on Runs { results { runId status startTime endTime } } } }"
+RUN_TAGS = """
+query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { status tags { key value } } } }
+"""
+LATEST_SCORING = """
+{ assetOrError(assetKey: {path: ["lead_scores"]}) {
+    ... on Asset { assetMaterializations(limit: 1) { runId } } } }
+"""
 IN_PROGRESS = {"STARTING", "STARTED", "CANCELING"}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -116,7 +123,15 @@ def test_dagster_dev_shows_the_asset_graph_schedule_and_sensor(dagster_dev):
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert schedules == {"daily_retrain": "RUNNING"}
-    assert sensors == {"new_landing_files": "RUNNING"}
+    assert sensors == {"new_landing_files": "RUNNING", "rescore_open_leads": "RUNNING"}
+
+
+def _repository_selector(data: dict) -> dict:
+    repository = data["repositoriesOrError"]["nodes"][0]
+    return {
+        "repositoryLocationName": repository["location"]["name"],
+        "repositoryName": repository["name"],
+    }
 
 
 def _runs(base: str) -> list[dict]:
@@ -126,13 +141,8 @@ def _runs(base: str) -> list[dict]:
 
 def test_overlapping_runs_queue_instead_of_colliding(dagster_dev):
     base, data, process = dagster_dev
-    repository = data["repositoriesOrError"]["nodes"][0]
     params = {
-        "selector": {
-            "repositoryLocationName": repository["location"]["name"],
-            "repositoryName": repository["name"],
-            "jobName": "retrain_job",
-        },
+        "selector": {**_repository_selector(data), "jobName": "retrain_job"},
         "runConfigData": {},
     }
     launched = []
@@ -167,3 +177,41 @@ def test_overlapping_runs_queue_instead_of_colliding(dagster_dev):
     spans = sorted((run["startTime"], run["endTime"]) for run in runs if run["startTime"])
     for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
         assert second_start >= first_end, f"runs overlapped in time: {spans}"
+
+
+def test_the_daemon_rescores_when_the_mart_changed_without_a_scoring(dagster_dev):
+    """A run that rebuilds only the mart (as a retrain whose candidate is refused does) leaves
+    the lead scores behind; the automation sensor `rescore_open_leads` starts the scoring."""
+    base, data, process = dagster_dev
+    params = {
+        "selector": {
+            **_repository_selector(data),
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["marts", "fct_lead_scoring_features"]}],
+        },
+        "runConfigData": {},
+    }
+    result = _graphql(base, LAUNCH, {"params": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    mart_run = result["run"]["runId"]
+
+    def scored_by_automation() -> dict | None:
+        latest = _graphql(base, LATEST_SCORING)
+        materializations = (latest or {}).get("assetOrError", {}).get("assetMaterializations")
+        if not materializations:
+            return None
+        run = _graphql(base, RUN_TAGS, {"runId": materializations[0]["runId"]})["runOrError"]
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        automated = tags.get("dagster/from_automation_condition") == "true"
+        return run if automated and run["status"] in FINISHED else None
+
+    run = wait_until(
+        scored_by_automation,
+        timeout=300,
+        interval=2,
+        what="the automation sensor to re-score the open leads",
+        still_running=process,
+    )
+    statuses = {r["runId"]: r["status"] for r in _runs(base)}
+    assert statuses[mart_run] == "SUCCESS"
+    assert run["status"] == "SUCCESS"

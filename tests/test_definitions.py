@@ -14,9 +14,10 @@ from dagster import AssetCheckKey, AssetKey, DefaultScheduleStatus, DefaultSenso
 
 from leadscore_api.schemas import AT_MOST
 from leadscore_assets.definitions import build_definitions, defs
-from leadscore_assets.project import DBT_PROJECT_DIR, dbt_vars
+from leadscore_assets.defs.scoring.open_leads import OPEN_OUTCOMES
+from leadscore_assets.project import DBT_PROJECT_DIR, MART_COLUMN_TYPES, dbt_vars
 from leadscore_assets.settings import PIPELINE_POOL, PipelineSettings
-from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
+from leadscore_core.features import CONTACT_ATTRIBUTES, CSV_COLUMNS, INPUT_FIELDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +51,19 @@ def test_definitions_load_with_the_whole_lineage():
     mart_parents = graph.get(AssetKey(["marts", "fct_lead_scoring_features"])).parent_keys
     assert AssetKey(["staging", "stg_ga4_sessions"]) in mart_parents
     assert graph.get(AssetKey(["staging", "stg_ga4_sessions"])).parent_keys == {
-        AssetKey(["raw", "ga4_sessions"])
+        AssetKey(["raw", "ga4_sessions"]),
+        AssetKey(["reference", "channel_groups"]),
     }
+    # The landing quality report sits between the mart and the export it can stop.
+    csv_parents = graph.get(AssetKey("lead_scoring_features_csv")).parent_keys
+    assert csv_parents == {
+        AssetKey(["marts", "fct_lead_scoring_features"]),
+        AssetKey("landing_quality"),
+    }
+    assert (
+        AssetKey(["quality", "landing_quality_figures"])
+        in graph.get(AssetKey("landing_quality")).parent_keys
+    )
 
 
 def test_every_asset_has_a_code_version():
@@ -80,6 +92,24 @@ def test_job_schedule_and_sensor_are_on_by_default():
     assert sensor.default_status == DefaultSensorStatus.RUNNING
 
 
+def test_lead_scores_follow_the_published_model_and_are_rescored_automatically():
+    graph = _graph()
+    lead_scores = graph.get(AssetKey("lead_scores"))
+    assert lead_scores.parent_keys == {
+        AssetKey("published_model"),
+        AssetKey(["marts", "fct_lead_scoring_features"]),
+    }
+    assert graph.get(AssetKey("crm_sync")).parent_keys == {AssetKey("lead_scores")}
+    assert lead_scores.automation_condition is not None
+    assert graph.get(AssetKey("crm_sync")).automation_condition is not None
+    repository = defs.get_repository_def()
+    selected = repository.get_job("retrain_job").asset_layer.selected_asset_keys
+    assert {AssetKey("lead_scores"), AssetKey("crm_sync")} <= selected
+    sensor = repository.get_sensor_def("rescore_open_leads")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection.resolve(graph) == {AssetKey("lead_scores"), AssetKey("crm_sync")}
+
+
 def test_schedule_follows_its_setting(tmp_path):
     from leadscore_assets.settings import PipelineSettings
 
@@ -90,15 +120,24 @@ def test_schedule_follows_its_setting(tmp_path):
 
 
 def test_mart_yml_documents_every_exported_column():
-    """The feature spec (CSV_COLUMNS) and the dbt mart's documented columns stay in step."""
+    """The feature spec (CSV_COLUMNS) and the dbt mart's documented columns stay in step; the
+    contact attributes are the columns the SQL copies from the dbt var rendered from the spec
+    (the enforced contract then holds the SQL to the yml at every build)."""
     spec = yaml.safe_load(
         (DBT_PROJECT_DIR / "models/marts/fct_lead_scoring_features.yml").read_text()
     )
     documented = [c["name"] for c in spec["models"][0]["columns"]]
     assert [c for c in documented if c in CSV_COLUMNS] == list(CSV_COLUMNS)
     sql = (DBT_PROJECT_DIR / "models/marts/fct_lead_scoring_features.sql").read_text()
+    attributes = {a["name"] for a in dbt_vars(PipelineSettings())["contact_attributes"]}
+    assert attributes == {f.name for f in CONTACT_ATTRIBUTES}
+    assert "leads_as_of.{{ attribute.name }}" in sql
     for column in documented:
-        assert f" as {column}" in sql or f".{column}," in sql or f".{column}\n" in sql, column
+        if column not in attributes:
+            assert f" as {column}" in sql or f".{column}," in sql or f".{column}\n" in sql, column
+    staging = yaml.safe_load((DBT_PROJECT_DIR / "models/staging/_staging.yml").read_text())
+    contacts = next(m for m in staging["models"] if m["name"] == "stg_crm_contacts")
+    assert attributes <= {c["name"] for c in contacts["columns"]}
 
 
 def test_dagster_definitions_validate(tmp_path):
@@ -143,31 +182,23 @@ def test_dbt_source_tests_are_checks_on_the_raw_assets():
 def test_the_domains_under_defs_are_the_asset_groups():
     graph = _graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"ingestion", "warehouse", "training", "publishing"}
+    assert groups == {"ingestion", "warehouse", "training", "publishing", "scoring"}
     assert graph.get(AssetKey("lead_scoring_model")).group_name == "training"
     # The gate is the promotion domain's check on the model, not an asset of its own.
     assert AssetCheckKey(AssetKey("lead_scoring_model"), "promotion_gate") in graph.asset_check_keys
 
 
 def test_what_users_consume_has_a_freshness_policy():
-    policy = _graph().get(AssetKey("published_model")).freshness_policy
-    assert policy is not None
-    assert policy.fail_window.to_timedelta() == timedelta(hours=26)
+    for key in ("published_model", "lead_scores"):
+        policy = _graph().get(AssetKey(key)).freshness_policy
+        assert policy is not None, key
+        assert policy.fail_window.to_timedelta() == timedelta(hours=26)
 
 
 def test_every_step_of_the_chain_is_in_the_pipeline_pool():
     job = defs.get_repository_def().get_job("retrain_job")
     pools = {node.definition.pool for node in job.graph.node_dict.values()}
     assert pools == {PIPELINE_POOL}
-
-
-KIND_TO_SQL_TYPE = {
-    "count": "integer",
-    "bool": "boolean",
-    "category": "varchar",
-    "seconds": "double precision",
-    "days": "double precision",
-}
 
 
 def _mart_model() -> dict:
@@ -189,7 +220,7 @@ def test_the_mart_contract_follows_the_feature_spec():
     columns = {column["name"]: column for column in model["columns"]}
     for field in INPUT_FIELDS:
         column = columns[field.name]
-        assert column["data_type"] == KIND_TO_SQL_TYPE[field.kind], field.name
+        assert column["data_type"] == MART_COLUMN_TYPES[field.kind], field.name
         tests = _data_tests(column)
         assert ("within_input_bounds" in tests) == (field.max_value is not None), field.name
         at_most = [
@@ -214,7 +245,13 @@ def test_every_var_the_dbt_project_reads_comes_from_the_python_spec(tmp_path):
     defaults = set(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"])
     assert used - {"scoring_cutoff"} <= passed
     assert defaults == {"scoring_cutoff"}, "a run option, not a rule shared with Python"
-    assert {"engaged_session_seconds", "fallback_channel", "deal_stages"} <= used
+    assert {
+        "engaged_session_seconds",
+        "fallback_channel",
+        "deal_stages",
+        "category_key_pattern",
+        "contact_attributes",
+    } <= used
 
 
 def test_importing_the_definitions_changes_none_of_our_environment_variables(tmp_path):
@@ -235,3 +272,14 @@ def test_importing_the_definitions_changes_none_of_our_environment_variables(tmp
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_open_leads_are_named_by_the_mart_s_outcome_values():
+    """The outcomes `lead_scores` treats as open are values the mart's outcome column accepts."""
+    (outcome,) = [c for c in _mart_model()["columns"] if c["name"] == "outcome"]
+    (accepted,) = [
+        test["accepted_values"]["arguments"]["values"]
+        for test in _data_tests(outcome)
+        if isinstance(test, dict) and "accepted_values" in test
+    ]
+    assert set(OPEN_OUTCOMES) < set(accepted)

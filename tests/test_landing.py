@@ -76,7 +76,7 @@ def test_loads_all_tables(landing_dir, warehouse):
 
 
 def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir, warehouse):
-    deals = pd.read_csv(landing_dir / "crm_deals.csv")
+    deals = pd.read_csv(landing_dir / "crm_deals.csv", dtype={"deal_id": str, "contact_id": str})
     reexport = deals.head(3).drop(columns=["amount"]).assign(stage="closed_lost")
     later = time.time() + 10
     reexport.to_parquet(landing_dir / "crm_deals_reexport.parquet", index=False)
@@ -100,7 +100,10 @@ def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir,
         ),
         ("deal_id,contact_id,stage\n1,1,maybe\n", "column stage: 1 value(s) not one of"),
         ("deal_id,contact_id,stage\n,1,open\n", "column deal_id: 1 value(s) empty"),
-        ("deal_id,contact_id,stage\nx1,1,open\n", "column deal_id: 1 value(s) not a valid BIGINT"),
+        (
+            f"deal_id,contact_id,stage\n{'x' * 129},1,open\n",
+            "column deal_id: 1 value(s) longer than 128 characters",
+        ),
         ("deal_id,contact_id,stage\n", "has a header but no rows"),
     ],
 )
@@ -201,3 +204,123 @@ def test_exact_duplicate_rows_in_one_file_are_loaded_once_and_counted(landing_di
     raw = _raw(warehouse, "crm_deals")
     assert raw["deal_id"].is_unique
     assert loaded.duplicate_rows == {"crm_deals.csv": 2}
+
+
+# --- schema v2: text ids, contact attributes, unknown engagement --------------------------------
+
+SALESFORCE_ID = "00Q5e00000AbCdEFGH"
+UUID_ID = "3f2b8c1e-9a4d-4e7b-8c21-5d6f7a8b9c0d"
+HEX_ID = "5f3a9c0b7e1d2a4c6b8e0f12"
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _v2_landing(directory, contacts, deals, sessions=None):
+    directory.mkdir()
+    _write(
+        directory / "ga4_sessions.csv",
+        sessions
+        or "user_pseudo_id,ga_session_id,ga_session_number,session_start,"
+        "session_default_channel_group\n"
+        "v1,1,1,2025-01-01T00:00:00Z,Direct\n",
+    )
+    _write(directory / "crm_contacts.csv", contacts)
+    _write(directory / "crm_deals.csv", deals)
+    return discover(directory)
+
+
+def test_ids_of_every_kind_load_as_text(tmp_path, warehouse):
+    contacts = (
+        "contact_id,email,visitor_id,created_at\n"
+        f"{SALESFORCE_ID},a@example.com,v1,2025-01-01T00:00:00Z\n"
+        f"{UUID_ID},b@example.com,,2025-01-01T00:00:00Z\n"
+        f" {HEX_ID} ,c@example.com,,2025-01-01T00:00:00Z\n"
+        "1042.0,d@example.com,,2025-01-01T00:00:00Z\n"
+        "007,e@example.com,,2025-01-01T00:00:00Z\n"
+    )
+    deals = (
+        "deal_id,contact_id,stage\n"
+        f"{UUID_ID},{SALESFORCE_ID},open\n"
+        f"006AB0000012345XYZ,1042,closed_lost\n"
+        "17,007,open\n"
+    )
+    load_landing(warehouse, _v2_landing(tmp_path / "landing", contacts, deals))
+    raw = _raw(warehouse, "crm_contacts")
+    # Trimmed, `1042.0` read as 1042, leading zeros kept: every id exactly as the CRM has it.
+    assert sorted(raw["contact_id"]) == sorted(["007", "1042", HEX_ID, SALESFORCE_ID, UUID_ID])
+    deals_raw = _raw(warehouse, "crm_deals").set_index("deal_id")
+    assert deals_raw.loc[UUID_ID, "contact_id"] == SALESFORCE_ID
+    assert deals_raw.loc["006AB0000012345XYZ", "contact_id"] == "1042"
+    assert deals_raw.loc["17", "contact_id"] == "007"
+    assert _raw(warehouse, "ga4_sessions")["ga_session_id"].tolist() == ["1"]
+
+
+def test_parquet_integer_and_double_ids_load_as_the_same_text(tmp_path, warehouse):
+    landing = tmp_path / "landing"
+    _v2_landing(
+        landing,
+        "contact_id,email,visitor_id,created_at\n5,a@example.com,v1,2025-01-01T00:00:00Z\n",
+        "deal_id,contact_id,stage\n1,5,open\n",
+    )
+    later = time.time() + 10
+    pd.DataFrame(
+        {"deal_id": [1.0], "contact_id": pd.array([5], dtype="int64"), "stage": ["closed_won"]}
+    ).to_parquet(landing / "crm_deals_typed.parquet", index=False)
+    os.utime(landing / "crm_deals_typed.parquet", (later, later))
+    load_landing(warehouse, discover(landing))
+    # The Parquet file's 1.0 and 5 are the ids "1" and "5": the same key as the CSV's, which the
+    # newer file replaces.
+    deals = _raw(warehouse, "crm_deals")
+    assert deals[["deal_id", "contact_id", "stage"]].values.tolist() == [["1", "5", "closed_won"]]
+
+
+def test_contact_attributes_load_when_present_and_are_empty_when_absent(tmp_path, warehouse):
+    contacts = (
+        "contact_id,email,visitor_id,created_at,lead_source,job_title,company_size,extra\n"
+        "a,a@example.com,v1,2025-01-01T00:00:00Z,Webinar,CTO,250,x\n"
+        "b,b@example.com,,2025-01-01T00:00:00Z,,,,y\n"
+    )
+    load_landing(
+        warehouse,
+        _v2_landing(tmp_path / "landing", contacts, "deal_id,contact_id,stage\n1,a,open\n"),
+    )
+    raw = _raw(warehouse, "crm_contacts").set_index("contact_id")
+    assert raw.loc["a", "lead_source"] == "Webinar" and raw.loc["a", "company_size"] == 250
+    assert pd.isna(raw.loc["b", "lead_source"]) and pd.isna(raw.loc["b", "company_size"])
+    # Columns the export does not have at all are loaded as empty (unknown).
+    assert raw["industry"].isna().all() and raw["country"].isna().all()
+    assert "extra" not in raw.columns
+
+
+def test_a_fractional_company_size_names_the_column(tmp_path, warehouse):
+    contacts = (
+        "contact_id,email,visitor_id,created_at,company_size\n"
+        "a,a@example.com,v1,2025-01-01T00:00:00Z,12.5\n"
+    )
+    files = _v2_landing(tmp_path / "landing", contacts, "deal_id,contact_id,stage\n1,a,open\n")
+    with pytest.raises(LandingFileError, match="column company_size: 1 value.s. not a whole"):
+        load_landing(warehouse, files)
+
+
+def test_sessions_without_engagement_or_page_views_load_them_as_unknown(tmp_path, warehouse):
+    sessions = (
+        "user_pseudo_id,ga_session_id,ga_session_number,session_start,"
+        "session_default_channel_group,page_views\n"
+        "v1,1,1,2025-01-01T00:00:00Z,Direct,\n"
+        "v1,2,2,2025-01-02T00:00:00Z,Direct,4\n"
+    )
+    load_landing(
+        warehouse,
+        _v2_landing(
+            tmp_path / "landing",
+            "contact_id,email,visitor_id,created_at\na,,v1,2025-01-01T00:00:00Z\n",
+            "deal_id,contact_id,stage\n1,a,open\n",
+            sessions,
+        ),
+    )
+    raw = _raw(warehouse, "ga4_sessions").set_index("ga_session_id")
+    assert raw["engagement_time_seconds"].isna().all()
+    assert pd.isna(raw.loc["1", "page_views"]) and raw.loc["2", "page_views"] == 4

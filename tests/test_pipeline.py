@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import xgboost as xgb
 from dagster import MarkdownMetadataValue
 from mlflow import MlflowClient
+from pipeline_runner import TEST_TUNING_TRIALS
 from sklearn.metrics import roc_auc_score
 
 from leadscore_assets.defs.training.assets import launched_by
@@ -41,6 +43,8 @@ def test_every_asset_materialised_and_every_check_passed(trained_pipeline):
         "lead_scoring_features_csv",
         "lead_scoring_model",
         "published_model",
+        "lead_scores",
+        "crm_sync",
     } <= materialised
     checks = trained_pipeline.check_results(result)
     assert len(checks) >= 20, "dbt tests should surface as asset checks"
@@ -89,15 +93,29 @@ def _mlflow_run(settings):
     return client, runs[0]
 
 
-def test_mlflow_run_has_params_metrics_tags_and_model(trained_pipeline):
+def test_mlflow_run_has_params_metrics_tags_and_model(trained_pipeline, tmp_path):
     settings = trained_pipeline.settings
     client, run = _mlflow_run(settings)
     assert run.info.status == "FINISHED"
     for param in ("max_depth", "learning_rate", "n_estimators", "objective", "random_state"):
         assert param in run.data.params
-    assert run.data.params["max_depth"] == "5"
     for metric in ("accuracy", "precision", "recall", "f1", "auc", "roc_auc", "pr_auc", "brier"):
         assert metric in run.data.metrics
+    # The settings the search chose are the params, the model's metadata and the booster's.
+    metadata = load_model(settings.published_model_path).metadata
+    for name, value in metadata.hyperparameters.items():
+        assert run.data.params[name] == str(value), name
+    assert run.data.params["hyperparameters_chosen"] == metadata.tuning["chosen"]
+    assert run.data.metrics["tuning_trials"] == metadata.tuning["trials"] == TEST_TUNING_TRIALS
+    assert run.data.metrics["seed_settings_roc_auc"] == pytest.approx(
+        metadata.seed_settings_metrics["roc_auc"]
+    )
+    trials = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "tuning/trials.json", str(tmp_path))
+        ).read_text()
+    )
+    assert len(trials["data"]) == TEST_TUNING_TRIALS
     assert run.data.tags["dagster_run_id"] == trained_pipeline.result.run_id
     assert len(run.data.tags["training_data_sha256"]) == 64
     version = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")

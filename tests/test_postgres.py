@@ -55,6 +55,9 @@ def postgres_run(trained_pipeline, postgres_server, tmp_path_factory):
             data_dir=data_dir,
             demo_mode=True,
             synthetic_leads=trained_pipeline.settings.synthetic_leads,
+            # The same search: it ends on its trial count, so the same data gives the same model.
+            tuning_trials=trained_pipeline.settings.tuning_trials,
+            tuning_timeout_seconds=trained_pipeline.settings.tuning_timeout_seconds,
             warehouse="postgres",
             mlflow_tracking_uri=postgres_server.url(databases["mlflow"]),
         )

@@ -160,7 +160,7 @@ def test_model_card_has_the_sections_and_numbers(evaluation):
         "## Data",
         "## Evaluation",
         "### Conversion by score tier",
-        "### Feature sets compared on the same split",
+        "### Compared with the seed's model on the same split",
         "## Limits and caveats",
     ):
         assert heading in card
@@ -178,6 +178,70 @@ def test_model_card_has_the_sections_and_numbers(evaluation):
     assert "synthetic data" in card
     assert "'Unassigned'" in card
     assert "| max_depth | 5 |" in card
+
+
+def _with(**fields) -> ModelMetadata:
+    return FULL_METADATA.model_copy(update=fields)
+
+
+FULL_INPUTS = [
+    {"name": "sessions", "kind": "count", "required": True},
+    {"name": "channel", "kind": "category", "required": True},
+    {"name": "total_engagement_seconds", "kind": "seconds", "required": False},
+]
+
+
+def test_model_card_says_what_required_inputs_only_requests_get():
+    card = model_card(
+        _with(input_fields=FULL_INPUTS, required_inputs_only_metrics={"roc_auc": 0.8712}),
+        {"roc_auc": 0.8827},
+        [],
+    )
+    assert (
+        "Requests with only the required inputs (the 5-field `/score` body, without "
+        "`total_engagement_seconds`) get ROC AUC 0.8712, against 0.8827 with every input."
+    ) in card
+    assert "carry most of the signal" not in card
+
+
+def test_model_card_warns_when_the_optional_inputs_carry_most_of_the_signal():
+    """0.56 keeps 0.06 of the full model's 0.33 above chance: less than half."""
+    card = model_card(
+        _with(input_fields=FULL_INPUTS, required_inputs_only_metrics={"roc_auc": 0.56}),
+        {"roc_auc": 0.83},
+        [],
+    )
+    assert "get ROC AUC 0.5600, against 0.8300 with every input" in card
+    assert "**The optional inputs carry most of the signal:**" in card
+
+
+def test_model_card_of_a_model_without_optional_inputs():
+    required_only = [f for f in FULL_INPUTS if f["required"]]
+    card = model_card(_with(input_fields=required_only), {"roc_auc": 0.87}, [])
+    assert "get this model's full ROC AUC, 0.8700: it uses no optional input" in card
+
+
+def test_model_card_says_how_the_settings_were_chosen():
+    tuning = {
+        "method": "optuna TPE",
+        "objective": "validation log loss",
+        "trials": 20,
+        "seconds": 12.34,
+        "stopped_by": "trials",
+        "validation_rows": 14_880,
+        "best_validation_log_loss": 0.2301,
+        "seed_validation_log_loss": 0.2411,
+        "chosen": "tuned",
+    }
+    card = model_card(_with(tuning=tuning), {"roc_auc": 0.88}, [])
+    assert (
+        "Hyper-parameters: searched for this run (optuna TPE, 20 trials in 12.3 s, ended by "
+        "trials; validation log loss on 14,880 training leads held out from the search: best "
+        "0.2301, the seed's settings 0.2411); the search's best replaced the seed's settings."
+    ) in card
+    kept = model_card(_with(tuning={**tuning, "chosen": "seed"}), {"roc_auc": 0.88}, [])
+    assert "the search found nothing better, so the seed's settings were kept" in kept
+    assert "the seed's fixed settings (no search)" in model_card(FULL_METADATA, {}, [])
 
 
 def test_model_card_survives_missing_metadata(evaluation):

@@ -13,7 +13,12 @@ from pipeline_runner import new_pipeline, training_run_config
 from leadscore_api.main import create_app
 from leadscore_api.settings import ApiSettings
 from leadscore_assets.defs.training.candidate import HOLDOUT_FILE as CANDIDATE_HOLDOUT
-from leadscore_assets.defs.training.training import read_features_csv, split_indices, train
+from leadscore_assets.defs.training.training import (
+    input_columns,
+    read_features_csv,
+    split_indices,
+    train,
+)
 from leadscore_assets.demo.generator import generate
 from leadscore_core.features import INPUT_FIELDS, LEAD_TIMESTAMP_COLUMN
 from leadscore_core.predictor import TOLERANCE
@@ -76,7 +81,10 @@ def test_api_and_pipeline_give_identical_probabilities(trained_pipeline, tmp_pat
     ).head(500)
     leads = []
     for row in holdout.itertuples():
-        lead = {f.name: getattr(row, f.name) for f in INPUT_FIELDS}
+        # A missing value (the demo has no contact attributes) is left out: unknown.
+        lead = {
+            f.name: getattr(row, f.name) for f in INPUT_FIELDS if not pd.isna(getattr(row, f.name))
+        }
         lead["is_first_visit"] = bool(lead["is_first_visit"])
         for name in ("sessions", "engaged_sessions", "page_views", "distinct_channels"):
             lead[name] = int(lead[name])
@@ -121,7 +129,10 @@ def _user_exports(landing_dir):
 def test_users_own_exports_train_end_to_end(tmp_path):
     pipeline = new_pipeline(tmp_path, demo_mode=False)
     _user_exports(pipeline.settings.landing_dir)
-    result = pipeline.run(training_run_config(split="time"))
+    # The search's budget is a per-run override too.
+    result = pipeline.run(
+        training_run_config(split="time", tuning_trials=3, tuning_timeout_seconds=300)
+    )
     assert result.success, pipeline.failure_messages(result)
     model = json.loads(
         json.loads(pipeline.settings.published_model_path.read_text())["learner"]["attributes"][
@@ -132,6 +143,8 @@ def test_users_own_exports_train_end_to_end(tmp_path):
     assert model["split"] == "time"
     assert model["data_source"].startswith("landing exports (")
     assert model["metrics"]["roc_auc"] > 0.75
+    assert (model["tuning"]["budget_trials"], model["tuning"]["budget_seconds"]) == (3, 300)
+    assert model["tuning"]["trials"] == 3
     pipeline.instance.dispose()
 
 
@@ -156,23 +169,6 @@ def test_user_csv_missing_a_column_is_named(tmp_path):
         read_features_csv(path)
 
 
-def test_time_split_with_calibration_uses_older_leads_to_fit(features_frame):
-    channels = {"channel": sorted(set(features_frame["channel"]))}
-    trained = train(
-        features_frame,
-        feature_set="full",
-        split="time",
-        calibration="isotonic",
-        categories=channels,
-    )
-    assert trained.calibration["method"] == "isotonic"
-    assert trained.rows["fit"] + trained.rows["calibration"] + trained.rows["test"] == len(
-        features_frame
-    )
-    seen = set(trained.seen_contact_ids)
-    assert seen.isdisjoint(trained.test_rows["contact_id"])
-
-
 def test_callers_sending_only_required_fields_still_get_calibrated_scores(features_frame):
     """Training blanks optional inputs on a share of rows, so the seed's five-field request is
     scored by trees that learned what missing means, not by arbitrary default branches."""
@@ -186,3 +182,19 @@ def test_callers_sending_only_required_fields_still_get_calibrated_scores(featur
     required_only = holdout["score_required_inputs_only"]
     assert roc_auc_score(holdout["is_won"], required_only) > 0.8
     assert abs(required_only.mean() - holdout["is_won"].mean()) < 0.03
+
+
+def test_a_features_csv_without_the_contact_attributes_reads_them_as_unknown(tmp_path):
+    """A CSV exported before the contact attributes existed (a kept candidate's training file)."""
+    path = tmp_path / "features.csv"
+    path.write_text(
+        "contact_id,email,lead_created_at,sessions,engaged_sessions,page_views,channel,"
+        "is_first_visit,total_engagement_seconds,days_active_span,distinct_channels,is_won\n"
+        "0042,a@example.com,2026-01-01 00:00:00+00,2,1,,Email,false,12.5,1.0,1,1\n"
+    )
+    frame = read_features_csv(path)
+    assert frame["contact_id"].tolist() == ["0042"]  # text, leading zeros kept
+    assert np.isnan(frame.loc[0, "page_views"])
+    assert frame[["lead_source", "company_size"]].isna().all().all()
+    columns = input_columns(frame)
+    assert columns["lead_source"].tolist() == [None]

@@ -1,5 +1,6 @@
-"""Lead routing in real n8n, with the real scoring API serving the model the pipeline published
-and a lead scores snapshot of that model's scores.
+"""Lead routing in real n8n, with the real scoring API serving a real XGBoost model in the
+published format (tests/model_factory.py: trained on synthetic rows with a wide range of scores,
+so that some plausible leads are clearly hot) and a lead scores snapshot of that model's scores.
 
 One headless n8n serves four published workflows, rendered from automation/n8n_workflow.json and
 automation/n8n_crm_contact_workflow.json by automation/render_workflow.py (which changes only the
@@ -38,6 +39,7 @@ from typing import Any
 import httpx
 import pytest
 from lead_scores_factory import score_open_leads
+from model_factory import train_model_file
 
 from leadscore_core.artifact import load_model
 from leadscore_core.lead_scores import write_snapshot
@@ -395,21 +397,26 @@ def render(api_url: str, workflow_path: Path, output: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def routing_run(
-    n8n_runtime: N8nRuntime, pipeline_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+    n8n_runtime: N8nRuntime, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RoutingRun]:
     work = tmp_path_factory.mktemp("n8n-routing")
+    # 20,000 synthetic rows: enough for the model to score the most engaged candidates well
+    # above the threshold (with the factory's default 4,000 the highest stays near 0.83).
+    model_path = train_model_file(
+        work / "published" / "lead_scoring_model.json", model_version="routing/1", n_rows=20_000
+    )
     nodes = WorkflowNodes.of(json.loads(WORKFLOW_PATH.read_text(encoding="utf-8")))
     crm_nodes = CrmNodes.of(json.loads(CRM_WORKFLOW_PATH.read_text(encoding="utf-8")))
     api_key = secrets.token_urlsafe(24)
     slack_token = f"xoxb-{secrets.token_hex(16)}"
 
     with ExitStack() as stack:
-        api_url = start_api(stack, pipeline_model_path, api_key, work)
+        api_url = start_api(stack, model_path, api_key, work)
         with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=30) as api:
             high, low, model_version = choose_leads(api)
             hot, cold = publish_crm_snapshot(
                 api,
-                pipeline_model_path,
+                model_path,
                 work / "data" / "models" / "lead_scores.sqlite",
                 high[-1],
                 low[0],

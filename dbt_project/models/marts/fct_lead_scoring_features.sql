@@ -1,10 +1,16 @@
 {#-
-  One row per CRM contact: behavioural features and the outcome label.
+  One row per CRM contact: behavioural features, the contact's CRM attributes and the outcome
+  label.
 
   Point in time: a lead's features only count sessions that started before its outcome
   (the close of its first won deal; for leads with only lost deals, the last loss) or, while the
   lead has no outcome yet, before the scoring cut-off. Activity after conversion (customers logging
   in, onboarding) would leak the label into the features.
+
+  Unknown is not zero: where no counted session has an engagement time, `engaged_sessions` and
+  `total_engagement_seconds` are NULL, and where none has page views, `page_views` is; where some
+  have them, they count or sum the sessions that have them. A lead without counted sessions has
+  none of either (0).
 -#}
 {%- set cutoff = var('scoring_cutoff') -%}
 with
@@ -35,6 +41,9 @@ leads as (
         contacts.email,
         contacts.visitor_id,
         contacts.created_at as lead_created_at,
+        {%- for attribute in var('contact_attributes') %}
+        contacts.{{ attribute.name }},
+        {%- endfor %}
         case
             when outcomes.has_won_deal then 'won'
             when outcomes.has_open_deal then 'open'
@@ -60,10 +69,6 @@ leads_as_of as (
     from leads
 ),
 
-known_channels as (
-    select channel from {{ ref('channel_groups') }}
-),
-
 counted_sessions as (
     select
         leads_as_of.contact_id,
@@ -72,11 +77,10 @@ counted_sessions as (
         sessions.session_started_at,
         sessions.engagement_seconds,
         sessions.page_views,
-        coalesce(known_channels.channel, '{{ var("fallback_channel") }}') as channel
+        sessions.channel
     from leads_as_of
     inner join {{ ref('stg_ga4_sessions') }} as sessions
         on sessions.visitor_id = leads_as_of.visitor_id
-    left join known_channels on known_channels.channel = sessions.channel
     where sessions.session_started_at < leads_as_of.features_as_of
 ),
 
@@ -84,9 +88,9 @@ behaviour as (
     select
         contact_id,
         count(*) as sessions,
-        count(
+        case when count(engagement_seconds) > 0 then count(
             case when engagement_seconds > {{ var('engaged_session_seconds') }} then 1 end
-        ) as engaged_sessions,
+        ) end as engaged_sessions,
         sum(page_views) as page_views,
         max(session_number) = 1 as is_first_visit,
         -- The first session's channel (ties on the start time go to the lower session id).
@@ -107,14 +111,24 @@ select
     leads_as_of.email,
     leads_as_of.lead_created_at,
     cast(coalesce(behaviour.sessions, 0) as integer) as sessions,
-    cast(coalesce(behaviour.engaged_sessions, 0) as integer) as engaged_sessions,
-    cast(coalesce(behaviour.page_views, 0) as integer) as page_views,
+    cast(
+        case when behaviour.contact_id is null then 0 else behaviour.engaged_sessions end
+        as integer
+    ) as engaged_sessions,
+    cast(
+        case when behaviour.contact_id is null then 0 else behaviour.page_views end as integer
+    ) as page_views,
     cast(coalesce(behaviour.channel, '{{ var("fallback_channel") }}') as varchar) as channel,
     coalesce(behaviour.is_first_visit, false) as is_first_visit,
-    cast(coalesce(behaviour.total_engagement_seconds, 0) as double precision)
-        as total_engagement_seconds,
+    cast(
+        case when behaviour.contact_id is null then 0 else behaviour.total_engagement_seconds end
+        as double precision
+    ) as total_engagement_seconds,
     cast(coalesce(behaviour.days_active_span, 0) as double precision) as days_active_span,
     cast(coalesce(behaviour.distinct_channels, 0) as integer) as distinct_channels,
+    {%- for attribute in var('contact_attributes') %}
+    leads_as_of.{{ attribute.name }},
+    {%- endfor %}
     cast(leads_as_of.outcome = 'won' as integer) as is_won,
     cast(leads_as_of.outcome as varchar) as outcome,
     leads_as_of.outcome_at,

@@ -81,7 +81,7 @@ def retraining() -> dg.Definitions:
                 RETRAIN_JOB,
                 selection=AssetSelection.all(),
                 description="The whole chain: landing files -> raw tables -> dbt mart -> CSV -> "
-                "model -> promotion gate -> published model.",
+                "model -> promotion gate -> published model -> lead scores -> CRM write-back.",
             )
         ],
         schedules=[

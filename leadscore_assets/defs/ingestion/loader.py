@@ -31,8 +31,13 @@ from leadscore_assets.defs.ingestion.schema import (
     Column,
 )
 from leadscore_assets.warehouse import Warehouse
+from leadscore_core.features import MAX_ID_LENGTH
 
 INTEGER_TYPES = ("BIGINT", "INTEGER")
+# Ids (schema.Column.identifier): a whole number written with a decimal point, as a spreadsheet
+# or a float column renders it (`1042.0`), is the id `1042`; a fraction is refused, never rounded.
+_WHOLE_NUMBER_WITH_POINT = r"[0-9]+\.0*"
+_FRACTION = r"[0-9]*\.[0-9]*[1-9][0-9]*"
 CSV_DELIMITERS = ",;\t|"
 CONFLICT_EXAMPLES = 3
 _RAGGED_ROW = re.compile(
@@ -97,6 +102,41 @@ def _read_problem(error: duckdb.Error) -> str:
     return f"unreadable: {text.splitlines()[0]}"
 
 
+def _id_text(source: str) -> str:
+    """SQL for an id as the warehouse keeps it: trimmed text, `1042.0` as `1042`, empty as NULL."""
+    text = f"trim(CAST({source} AS VARCHAR))"
+    return (
+        f"CASE WHEN regexp_full_match({text}, '{_WHOLE_NUMBER_WITH_POINT}') "
+        f"THEN regexp_extract({text}, '^[0-9]+') ELSE nullif({text}, '') END"
+    )
+
+
+def _id_checks(column: Column, source: str) -> list[tuple[Column, str, str]]:
+    text = f"trim(CAST({source} AS VARCHAR))"
+    return [
+        (
+            column,
+            f"count(*) FILTER (WHERE regexp_full_match({text}, '{_FRACTION}'))",
+            "not a whole number (a fraction is not an id, and ids are never rounded)",
+        ),
+        (
+            column,
+            f"count(*) FILTER (WHERE length({_id_text(source)}) > {MAX_ID_LENGTH})",
+            f"longer than {MAX_ID_LENGTH} characters",
+        ),
+        (column, f"count(*) FILTER (WHERE {_id_text(source)} IS NULL)", "empty"),
+    ]
+
+
+def _typed(column: Column, present: Mapping[str, str]) -> str:
+    if column.name not in present:
+        return f"CAST(NULL AS {column.duckdb_type}) AS {column.name}"
+    source = f'"{present[column.name]}"'
+    if column.identifier:
+        return f"{_id_text(source)} AS {column.name}"
+    return f"CAST({source} AS {column.duckdb_type}) AS {column.name}"
+
+
 def _value_checks(
     columns: Sequence[Column], present: Mapping[str, str], table: str
 ) -> list[tuple[Column, str, str]]:
@@ -106,6 +146,9 @@ def _value_checks(
         if column.name not in present:
             continue
         source = f'"{present[column.name]}"'
+        if column.identifier:
+            checks.extend(_id_checks(column, source))
+            continue
         checks.append(
             (
                 column,
@@ -194,12 +237,7 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
     if problems:
         raise LandingFileError(file.path, "; ".join(problems))
 
-    typed = ", ".join(
-        f'CAST("{present[c.name]}" AS {c.duckdb_type}) AS {c.name}'
-        if c.name in present
-        else f"CAST(NULL AS {c.duckdb_type}) AS {c.name}"
-        for c in columns
-    )
+    typed = ", ".join(_typed(c, present) for c in columns)
     conn.execute(
         f"CREATE TEMP TABLE {staged_name} AS SELECT DISTINCT {typed}, "
         f"{_sql_text(file.path.name)} AS _source_file FROM {staged_name}_text"

@@ -84,7 +84,8 @@ def _champion(settings: PipelineSettings) -> Champion | None:
 
     seen = pd.read_parquet(artifact(f"{TRAINING_ARTIFACT_DIR}/{SEEN_CONTACTS_FILE}"))
     model = load_model(artifact(f"{PUBLISHED_ARTIFACT_DIR}/{MODEL_FILE}"))
-    return Champion(version, model, seen["contact_id"].to_numpy())
+    # Contact ids are text; a champion trained before they were stored its ids as integers.
+    return Champion(version, model, seen["contact_id"].astype(str).to_numpy())
 
 
 def _auc_on(model: LoadedModel, holdout: pd.DataFrame) -> float:
@@ -93,7 +94,7 @@ def _auc_on(model: LoadedModel, holdout: pd.DataFrame) -> float:
 
 def _head_to_head(challenger: LoadedModel, champion: Champion, holdout: pd.DataFrame) -> HeadToHead:
     """Both models on the holdout rows the champion never saw (the challenger never saw any)."""
-    unseen = holdout[~holdout["contact_id"].isin(champion.seen_contact_ids)]
+    unseen = holdout[~holdout["contact_id"].astype(str).isin(champion.seen_contact_ids)]
     fair = len(unseen) >= MIN_HEAD_TO_HEAD_ROWS and unseen[LABEL_COLUMN].nunique() == 2
     rows = unseen if fair else holdout
     return HeadToHead(

@@ -21,7 +21,11 @@ from pydantic import Field
 from leadscore_assets import tracking
 from leadscore_assets.defs.ingestion.folder import discover
 from leadscore_assets.defs.training import mlflow_run
-from leadscore_assets.defs.training.assessment import Assessment, assess
+from leadscore_assets.defs.training.assessment import (
+    REQUIRED_INPUTS_ONLY_ROC_AUC,
+    Assessment,
+    assess,
+)
 from leadscore_assets.defs.training.candidate import (
     Candidate,
     keep_training_data,
@@ -29,12 +33,8 @@ from leadscore_assets.defs.training.candidate import (
 )
 from leadscore_assets.defs.training.model_card import model_card
 from leadscore_assets.defs.training.plots import figures_markdown, plot_report
-from leadscore_assets.defs.training.training import (
-    SEED_HYPERPARAMETERS,
-    TrainedModel,
-    read_features_csv,
-    train,
-)
+from leadscore_assets.defs.training.training import TrainedModel, read_features_csv, train
+from leadscore_assets.defs.training.tuning import TuningBudget
 from leadscore_assets.defs.warehouse.assets import FEATURES_CSV_KEY
 from leadscore_assets.demo.files import synthetic_share
 from leadscore_assets.project import channel_groups, dbt_project
@@ -63,10 +63,43 @@ class TrainingConfig(Config):
     calibration: str | None = Field(
         None, description=f"One of {', '.join(repr(c) for c in CALIBRATION_CHOICES)}."
     )
+    tuning_trials: int | None = Field(
+        None, ge=0, description="Hyperparameter search trials; 0 trains with the seed's settings."
+    )
+    tuning_timeout_seconds: float | None = Field(
+        None, gt=0, description="Time limit of the hyperparameter search, in seconds."
+    )
     shuffle_labels: bool = Field(
         False,
         description="Train on randomly permuted labels: a deliberately useless model, "
         "for proving that the promotion gate blocks it.",
+    )
+
+
+def _tuning_budget(config: TrainingConfig, settings: PipelineSettings) -> TuningBudget:
+    return TuningBudget(
+        trials=settings.tuning_trials if config.tuning_trials is None else config.tuning_trials,
+        timeout_seconds=config.tuning_timeout_seconds or settings.tuning_timeout_seconds,
+    )
+
+
+def _training_summary(trained: TrainedModel) -> str:
+    """One log line: what was trained, with which settings, in how long."""
+    search = trained.tuning
+    if search is None:
+        how = "the seed's settings (no search)"
+    else:
+        how = (
+            f"{search['chosen']} settings after {search['trials']} trials "
+            f"(stopped by {search['stopped_by']}; validation log loss "
+            f"{search.get('best_validation_log_loss', float('nan')):.4f} vs the seed's "
+            f"{search['seed_validation_log_loss']:.4f})"
+        )
+    return (
+        f"trained {trained.feature_set}/{trained.split} with {how}: "
+        f"{trained.hyperparameters['n_estimators']} trees of depth "
+        f"{trained.hyperparameters['max_depth']}, calibration {trained.calibration['method']}, "
+        f"{trained.seconds:.1f} s"
     )
 
 
@@ -107,17 +140,23 @@ def lead_scoring_model(
         if config.shuffle_labels:
             rng = np.random.default_rng(0)
             frame[LABEL_COLUMN] = rng.permutation(frame[LABEL_COLUMN].to_numpy())
+        calibration = config.calibration or settings.calibration
+        categories = {"channel": channel_groups()}
         trained = train(
             frame,
             feature_set=feature_set,
             split=split,
-            calibration=config.calibration or settings.calibration,
-            categories={"channel": channel_groups()},
+            calibration=calibration,
+            categories=categories,
+            tuning=_tuning_budget(config, settings),
             nthread=settings.training_threads,
         )
+        context.log.info(_training_summary(trained))
         assessment = assess(
             frame,
             trained,
+            calibration=calibration,
+            categories=categories,
             threshold=settings.high_threshold,
             nthread=settings.training_threads,
             min_leads=settings.min_training_leads,
@@ -127,12 +166,12 @@ def lead_scoring_model(
             context.log.warning(warning)
         csv_sha256 = sha256_file(settings.features_csv_path)
         code_version = git_commit()
-        hyperparameters = {**SEED_HYPERPARAMETERS, "nthread": settings.training_threads}
+        hyperparameters = {**trained.hyperparameters, "nthread": settings.training_threads}
         mlflow_run.log_training(
             trained,
             assessment,
             hyperparameters=hyperparameters,
-            calibration_requested=config.calibration or settings.calibration,
+            calibration_requested=calibration,
             shuffled_labels=config.shuffle_labels,
             tags={"training_data_sha256": csv_sha256, "code_version": code_version or "unknown"},
         )
@@ -180,6 +219,10 @@ def lead_scoring_model(
             "demo": metadata.demo,
             **{f"metric/{k}": float(v) for k, v in assessment.metrics.items()},
             "seed_baseline_roc_auc": float(assessment.seed_baseline["roc_auc"]),
+            "seed_settings_roc_auc": float(assessment.seed_settings["roc_auc"]),
+            "hyperparameters": MetadataValue.json(hyperparameters),
+            "tuning": MetadataValue.json(trained.tuning or {"chosen": "seed", "trials": 0}),
+            "training_seconds": round(trained.seconds, 2),
             "required_inputs_only_roc_auc": float(assessment.required_inputs_only["roc_auc"]),
             "conversion_by_tier": MetadataValue.md(_tier_table(assessment.tiers)),
             "report": MetadataValue.md(figures),
@@ -213,6 +256,8 @@ def _model_metadata(
         split=trained.split,
         metrics=assessment.metrics,
         seed_baseline_metrics=assessment.seed_baseline,
+        seed_settings_metrics=assessment.seed_settings,
+        tuning=trained.tuning,
         required_inputs_only_metrics=assessment.required_inputs_only,
         warnings=assessment.warnings,
         registered_model={"name": REGISTERED_MODEL_NAME, "version": version},
@@ -259,14 +304,31 @@ def _stage(
         f"{trained.split} split",
         threshold=settings.high_threshold,
     )
-    comparison = (
-        {"seed (baseline)": assessment.seed_baseline, trained.feature_set: assessment.metrics}
-        if trained.feature_set != "seed"
-        else None
+    card = model_card(
+        metadata,
+        assessment.metrics,
+        assessment.tiers,
+        comparison=_comparison(trained, assessment),
     )
-    card = model_card(metadata, assessment.metrics, assessment.tiers, comparison=comparison)
     candidate.card_path.write_text(card)
     return candidate, figures_markdown(figures)
+
+
+def _comparison(trained: TrainedModel, assessment: Assessment) -> dict[str, dict]:
+    """The model card's columns: the seed's model, this feature set with the seed's settings
+    (when the model's own differ), and this model."""
+    columns = {}
+    if trained.feature_set != "seed":
+        columns["seed features, seed settings"] = assessment.seed_baseline
+    if not trained.uses_seed_settings:
+        columns[f"{trained.feature_set} features, seed settings"] = assessment.seed_settings
+    if columns:
+        settings = "seed" if trained.uses_seed_settings else "tuned"
+        columns[f"{trained.feature_set} features, {settings} settings (this model)"] = {
+            **assessment.metrics,
+            REQUIRED_INPUTS_ONLY_ROC_AUC: assessment.required_inputs_only["roc_auc"],
+        }
+    return columns
 
 
 def _importance(trained: TrainedModel) -> dict[str, float]:

@@ -4,8 +4,9 @@ Fitting uses scikit-learn; the result is a plain dict in the format that
 `leadscore_core.artifact.apply_calibration` evaluates with numpy alone, so the scoring service
 reproduces the calibrated probability exactly without scikit-learn.
 
-Fit on a slice of data the model was not trained on: calibrating on training predictions learns
-the model's over-confidence on data it has memorised, not on new leads.
+Fit on predictions for leads the model did not learn from (training passes out-of-fold
+predictions): calibrating on training predictions learns the model's over-confidence on data it
+has memorised, not on new leads.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def fit_calibration(
     *,
     cv_folds: int = DEFAULT_CV_FOLDS,
 ) -> dict[str, Any]:
-    """Fit a calibration on held-out outcomes and raw model probabilities.
+    """Fit a calibration on outcomes and raw probabilities from models that did not see them.
 
     Returns what `apply_calibration` consumes: {"method": "none"}, {"method": "isotonic", "x",
     "y"} (scikit-learn's fitted thresholds) or {"method": "platt", "a", "b"} (slope and intercept

@@ -14,11 +14,25 @@ from mlflow.models import infer_signature
 from leadscore_assets import tracking
 from leadscore_assets.defs.training.assessment import Assessment
 from leadscore_assets.defs.training.candidate import Candidate
-from leadscore_assets.defs.training.training import TEST_SIZE, TrainedModel, input_columns
+from leadscore_assets.defs.training.training import (
+    CALIBRATION_CV_FOLDS,
+    TEST_SIZE,
+    TrainedModel,
+    input_columns,
+)
 from leadscore_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME, PipelineSettings
 from leadscore_core.features import feature_matrix
 
 PUBLISHED_ARTIFACT_DIR = "published"
+# The search's figures logged as metrics `tuning_<name>` (the rest of its record is an artifact).
+TUNING_METRICS = (
+    "trials",
+    "seconds",
+    "best_validation_log_loss",
+    "seed_validation_log_loss",
+    "best_validation_roc_auc",
+    "seed_validation_roc_auc",
+)
 TRAINING_ARTIFACT_DIR = "training"
 
 
@@ -31,7 +45,7 @@ def log_training(
     shuffled_labels: bool,
     tags: dict[str, str],
 ) -> None:
-    metrics, baseline = assessment.metrics, assessment.seed_baseline
+    metrics, baseline, search = assessment.metrics, assessment.seed_baseline, trained.tuning
     mlflow.log_params(
         {
             **hyperparameters,
@@ -41,6 +55,10 @@ def log_training(
             "test_size": TEST_SIZE,
             "calibration": trained.calibration["method"],
             "calibration_requested": calibration_requested,
+            "calibration_cv_folds": CALIBRATION_CV_FOLDS if trained.rows["calibration"] else 0,
+            "hyperparameters_chosen": "seed" if trained.uses_seed_settings else "tuned",
+            "tuning_budget_trials": search["budget_trials"] if search else 0,
+            "tuning_budget_seconds": search["budget_seconds"] if search else 0,
             "shuffled_labels": shuffled_labels,
         }
     )
@@ -54,11 +72,26 @@ def log_training(
             "required_inputs_only_brier": assessment.required_inputs_only["brier"],
             "seed_baseline_roc_auc": baseline["roc_auc"],
             "seed_baseline_pr_auc": baseline["pr_auc"],
+            **{
+                f"seed_settings_{name}": assessment.seed_settings[name]
+                for name in ("roc_auc", "pr_auc", "brier", "log_loss")
+            },
             "training_rows": trained.rows["fit"],
+            "validation_rows": trained.rows["validation"],
             "calibration_rows": trained.rows["calibration"],
+            "training_seconds": trained.seconds,
+            **{
+                f"tuning_{name}": search[name]
+                for name in TUNING_METRICS
+                if search and name in search
+            },
         }
     )
     mlflow.set_tags({"feature_set": trained.feature_set, "split": trained.split, **tags})
+    if search:
+        # Every trial's settings, tree count, validation scores and duration, and the summary.
+        mlflow.log_table(pd.DataFrame(trained.tuning_trials), artifact_file="tuning/trials.json")
+        mlflow.log_dict(search, "tuning/summary.json")
 
 
 def register(trained: TrainedModel, settings: PipelineSettings) -> str:
@@ -92,6 +125,8 @@ def log_candidate(candidate: Candidate, assessment: Assessment) -> None:
             "tiers": assessment.tiers,
             "metrics": assessment.metrics,
             "seed_baseline": assessment.seed_baseline,
+            "seed_settings": assessment.seed_settings,
+            "required_inputs_only": assessment.required_inputs_only,
         },
         "evaluation.json",
     )

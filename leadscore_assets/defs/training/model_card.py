@@ -8,8 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from leadscore_core.features import FALLBACK_CHANNEL, FEATURES_BY_NAME
+from leadscore_core.features import FALLBACK_CHANNEL, FEATURES_BY_NAME, INPUT_FIELDS
 from leadscore_core.metadata import ModelMetadata
+
+# Required-inputs-only requests "lose most of the signal" when their ROC AUC keeps less than this
+# share of the full-input AUC's distance above chance (0.5).
+MOST_OF_THE_SIGNAL = 0.5
+REQUIRED_FIELDS = sum(f.required for f in INPUT_FIELDS)
+_FITTED_OUT_OF_FOLD = (
+    "fitted on out-of-fold predictions for every training lead (models trained without it)"
+)
 
 METRIC_LABELS: dict[str, str] = {
     "roc_auc": "ROC AUC",
@@ -25,6 +33,7 @@ METRIC_LABELS: dict[str, str] = {
     "precision": "Precision at 0.5",
     "recall": "Recall at 0.5",
     "f1": "F1 at 0.5",
+    "required_inputs_only_roc_auc": "ROC AUC, required inputs only",
     "base_rate": "Conversion rate (base rate)",
     "rows": "Evaluation leads",
     "positives": "Evaluation conversions",
@@ -73,8 +82,8 @@ def _calibration_description(calibration: Mapping[str, Any] | None) -> str:
     method = calibration.get("method", "none")
     meaning = {
         "none": "none — the model's own probabilities are served",
-        "isotonic": "isotonic regression on a held-out slice",
-        "platt": "Platt scaling (logistic regression on the log-odds) on a held-out slice",
+        "isotonic": f"isotonic regression {_FITTED_OUT_OF_FOLD}",
+        "platt": f"Platt scaling (logistic regression on the log-odds) {_FITTED_OUT_OF_FOLD}",
     }.get(method, method)
     text = f"Calibration: {meaning}."
     selection = calibration.get("selection")
@@ -121,12 +130,59 @@ def _model_details(metadata: ModelMetadata, features: list[str]) -> list[str]:
         lines.append("")
     if metadata.hyperparameters:
         lines += [
-            "Hyper-parameters:",
+            f"Hyper-parameters: {_settings_description(metadata.tuning)}",
             "",
             _markdown_table(("Parameter", "Value"), sorted(metadata.hyperparameters.items())),
             "",
         ]
     return lines
+
+
+def _settings_description(tuning: Mapping[str, Any] | None) -> str:
+    if not tuning:
+        return "the seed's fixed settings (no search)."
+    found = (
+        "the search's best replaced the seed's settings"
+        if tuning.get("chosen") == "tuned"
+        else "the search found nothing better, so the seed's settings were kept"
+    )
+    return (
+        f"searched for this run ({tuning.get('method', 'search')}, {tuning.get('trials', '?')} "
+        f"trials in {tuning.get('seconds', 0):.1f} s, ended by {tuning.get('stopped_by', '?')}; "
+        f"{tuning.get('objective', 'validation score')} on {tuning.get('validation_rows', 0):,} "
+        f"training leads held out from the search: best "
+        f"{tuning.get('best_validation_log_loss', float('nan')):.4f}, the seed's settings "
+        f"{tuning.get('seed_validation_log_loss', float('nan')):.4f}); {found}."
+    )
+
+
+def _required_inputs_description(metadata: ModelMetadata, metrics: Mapping[str, Any]) -> list[str]:
+    """What callers sending only the required fields get, against every input."""
+    optional = [f["name"] for f in metadata.input_fields if not f["required"]]
+    required_only = metadata.required_inputs_only_metrics or {}
+    if "roc_auc" not in metrics:
+        return []
+    full = metrics["roc_auc"]
+    if not optional:
+        return [
+            f"Requests with only the required inputs (the {REQUIRED_FIELDS}-field `/score` body) "
+            f"get this model's full ROC AUC, {full:.4f}: it uses no optional input.",
+            "",
+        ]
+    if "roc_auc" not in required_only:
+        return []
+    required = required_only["roc_auc"]
+    text = (
+        f"Requests with only the required inputs (the {REQUIRED_FIELDS}-field `/score` body, "
+        f"without {', '.join(f'`{name}`' for name in optional)}) get ROC AUC {required:.4f}, "
+        f"against {full:.4f} with every input."
+    )
+    if full > 0.5 and (required - 0.5) < MOST_OF_THE_SIGNAL * (full - 0.5):
+        text += (
+            " **The optional inputs carry most of the signal:** without them this model ranks "
+            "leads little better than chance, so send them with every request that has them."
+        )
+    return [text, ""]
 
 
 def _comparison_section(comparison: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -137,9 +193,9 @@ def _comparison_section(comparison: Mapping[str, Mapping[str, Any]]) -> list[str
         for metric in metrics
     ]
     return [
-        "### Feature sets compared on the same split",
+        "### Compared with the seed's model on the same split",
         "",
-        _markdown_table(("Metric", *(f"`{name}`" for name in names)), rows),
+        _markdown_table(("Metric", *names), rows),
         "",
     ]
 
@@ -157,8 +213,10 @@ def _caveats(metadata: ModelMetadata, features: list[str]) -> list[str]:
             "campaign channel gets that group's effect until the model is retrained."
         )
     caveats += [
-        "The score reflects website behaviour only: it knows nothing about company size, budget "
-        "or anything said in a sales conversation.",
+        "The score reflects what the exports hold: website behaviour and, where the contacts "
+        "export has them, the CRM's lead source and contact attributes (an attribute whose only "
+        "category is 'Other' was not in the data). It knows nothing about budget or anything "
+        "said in a sales conversation.",
         "Scores are probabilities for leads like those in the training data; after changes to "
         "the website, tracking or lead sources, retrain and re-check calibration before relying "
         "on them.",
@@ -248,6 +306,7 @@ def model_card(
             ),
             "",
         ]
+    lines += _required_inputs_description(metadata, metrics)
     lines += [_calibration_description(metadata.calibration), ""]
     if comparison:
         lines += _comparison_section(comparison)

@@ -29,6 +29,7 @@ from leadscore_core.features import CSV_COLUMNS, INPUT_FIELDS
 
 GROUP = "warehouse"
 MART_KEY = dg.AssetKey(["marts", "fct_lead_scoring_features"])
+LANDING_QUALITY_KEY = dg.AssetKey("landing_quality")
 MART_TABLE = "marts.fct_lead_scoring_features"
 FEATURES_CSV_KEY = dg.AssetKey("lead_scoring_features_csv")
 # Fractional columns are written with this many decimals: the same inputs give the same bytes,
@@ -82,7 +83,7 @@ def write_features_csv(mart: pa.Table, path: Path) -> None:
         conn.execute("SET TimeZone = 'UTC'")
         conn.register("mart", mart)
         conn.execute(
-            f"COPY (SELECT {_csv_select()} FROM mart ORDER BY contact_id) "
+            f"COPY (SELECT {_csv_select()} FROM mart ORDER BY length(contact_id), contact_id) "
             f"TO '{quoted}' (HEADER, DELIMITER ',')"
         )
 
@@ -90,7 +91,8 @@ def write_features_csv(mart: pa.Table, path: Path) -> None:
 @dg.asset(
     key=FEATURES_CSV_KEY,
     group_name=GROUP,
-    deps=[MART_KEY],
+    # The landing quality checks block the export: a failed join never reaches training.
+    deps=[MART_KEY, LANDING_QUALITY_KEY],
     code_version=source_version([_CODE, _CODE.parents[3] / "leadscore_core" / "features.py"]),
     pool=PIPELINE_POOL,
 )
@@ -98,15 +100,15 @@ def lead_scoring_features_csv(
     warehouse: dg.ResourceParam[Warehouse], settings: dg.ResourceParam[PipelineSettings]
 ) -> dg.MaterializeResult:
     """`lead_scoring_features.csv`: the mart's specified columns, written atomically, byte for
-    byte the same for the same mart (on either warehouse engine)."""
+    byte the same for the same mart, on either warehouse engine. Rows are ordered by contact id,
+    shorter ids first, which is numeric order for integer ids (and so the row order, and the
+    random split, of the integer-id exports this file was written from before ids were text)."""
     target = settings.features_csv_path
     partial = target.with_name(f".{target.name}.tmp")
     rows, positives = warehouse.fetch_one(f"SELECT count(*), sum(is_won) FROM {MART_TABLE}")
     if not rows:
         raise dg.Failure(f"{MART_TABLE} is empty; refusing to replace {target.name}")
-    mart = warehouse.fetch_arrow(
-        f"SELECT {', '.join(CSV_COLUMNS)} FROM {MART_TABLE} ORDER BY contact_id"
-    )
+    mart = warehouse.fetch_arrow(f"SELECT {', '.join(CSV_COLUMNS)} FROM {MART_TABLE}")
     target.parent.mkdir(parents=True, exist_ok=True)
     write_features_csv(mart, partial)
     partial.replace(target)
