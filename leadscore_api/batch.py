@@ -27,9 +27,8 @@ from leadscore_api.schemas import (
     CONTACT_ID_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     INPUT_NAMES,
-    MAX_CATEGORY_LENGTH,
 )
-from leadscore_core.features import INPUT_FIELDS, InputField
+from leadscore_core.features import INPUT_FIELDS, MAX_CATEGORY_LENGTH, InputField
 
 IDENTIFIERS = ("email", "contact_id")
 ALLOWED_KEYS = frozenset((*INPUT_NAMES, *IDENTIFIERS))

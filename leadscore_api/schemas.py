@@ -27,12 +27,12 @@ from leadscore_core.features import (
     EXAMPLE_LEAD,
     FALLBACK_CHANNEL,
     INPUT_FIELDS,
+    MAX_CATEGORY_LENGTH,
     MAX_ID_LENGTH,
     InputField,
 )
 from leadscore_core.metadata import ModelMetadata
 
-MAX_CATEGORY_LENGTH = 100
 # An input that may never exceed another one (features.py); the mart guarantees it, so anything
 # else is a bug upstream that must not be silently scored.
 AT_MOST: dict[str, str] = {f.name: f.at_most for f in INPUT_FIELDS if f.at_most is not None}

@@ -41,6 +41,10 @@ _NOT_KEY = re.compile(CATEGORY_KEY_PATTERN)
 # A learned category needs at least this many training leads; rarer values score as the field's
 # fallback, so a value seen a handful of times cannot carry a category of its own.
 MIN_CATEGORY_LEADS = 20
+# The longest categorical value the scoring API accepts in a request. A longer value in the
+# training data never becomes a category (it scores as the fallback), so no model depends on a
+# value that no request can carry.
+MAX_CATEGORY_LENGTH = 100
 
 # Ids (contacts, deals, sessions) are text: integers, UUIDs, Salesforce or hex ids. The loader
 # refuses longer ones, so every contact id fits the API's `contact_id` and the lead scores.
@@ -357,7 +361,7 @@ def learn_categories(
     score as the fallback. With a `vocabulary` (channel: GA4's groups, from the dbt seed) only its
     entries can be categories, listed in its order, so a group's code does not depend on the
     data; otherwise the most frequent value comes first, in its most frequent spelling. Missing
-    values do not count.
+    values, and values longer than MAX_CATEGORY_LENGTH, do not count.
     """
     fallback = field.fallback
     if fallback is None:
@@ -365,7 +369,7 @@ def learn_categories(
     key = category_key if field.match_by_key else str
     spellings: dict[str, Counter[str]] = {}
     for value in values:
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and 0 < len(value) <= MAX_CATEGORY_LENGTH:
             spellings.setdefault(key(value), Counter())[value] += 1
     counts = {k: spelled.total() for k, spelled in spellings.items()}
     allowed = None if vocabulary is None else {key(v) for v in vocabulary}

@@ -11,6 +11,7 @@ import pytest
 from leadscore_core.features import (
     FALLBACK_CHANNEL,
     INPUT_FIELDS_BY_NAME,
+    MAX_CATEGORY_LENGTH,
     MIN_CATEGORY_LEADS,
     OTHER,
     category_key,
@@ -66,6 +67,15 @@ def test_learned_categories_are_capped_with_the_fallback_counted():
     learned = learn_categories(field, values)
     assert len(learned) == field.max_categories
     assert learned[0] == "industry 39" and learned[-1] == OTHER
+
+
+def test_a_value_too_long_for_a_request_never_becomes_a_category():
+    """The API refuses a longer value (422), so a model must not depend on one."""
+    longest, too_long = "x" * MAX_CATEGORY_LENGTH, "y" * (MAX_CATEGORY_LENGTH + 1)
+    values = [too_long] * 500 + [longest] * MIN_CATEGORY_LEADS
+    assert learn_categories(LEAD_SOURCE, values) == [longest, OTHER]
+    encoded = encode_categories([too_long], [longest, OTHER], LEAD_SOURCE)
+    assert list(encoded) == [1.0]
 
 
 def test_an_attribute_no_lead_has_learns_only_its_fallback():
