@@ -35,3 +35,19 @@
 {% macro duckdb__seconds_between(start, end) -%}
     date_diff('second', {{ start }}, {{ end }})
 {%- endmacro %}
+
+{#- `expression` (text) compared byte by byte, whatever the database's collation: DuckDB compares
+    text that way already; PostgreSQL sorts by the database's locale (`en_US` puts `a2` after `A1`
+    differently than `C` does), so ties broken by a text id would depend on how the database was
+    created. -#}
+{% macro bytewise(expression) -%}
+    {{ return(adapter.dispatch('bytewise', 'leadscore')(expression)) }}
+{%- endmacro %}
+
+{% macro default__bytewise(expression) -%}
+    {{ expression }} collate "C"
+{%- endmacro %}
+
+{% macro duckdb__bytewise(expression) -%}
+    {{ expression }}
+{%- endmacro %}

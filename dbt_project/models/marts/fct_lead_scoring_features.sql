@@ -93,8 +93,9 @@ behaviour as (
         ) end as engaged_sessions,
         sum(page_views) as page_views,
         max(session_number) = 1 as is_first_visit,
-        -- The first session's channel (ties on the start time go to the lower session id).
-        {{ first_by('channel', 'session_started_at, session_id') }} as channel,
+        -- The first session's channel (ties on the start time go to the lower session id, compared
+        -- byte by byte on every engine).
+        {{ first_by('channel', 'session_started_at, ' ~ bytewise('session_id')) }} as channel,
         -- Summed exactly (as a decimal), so the total does not depend on the order the engine's
         -- threads add the sessions in: the same inputs give the same bytes downstream.
         sum(cast(engagement_seconds as decimal(18, 6))) as total_engagement_seconds,
