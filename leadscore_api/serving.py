@@ -71,6 +71,7 @@ class PublishedFile(ABC, Generic[Served]):
         self.current: Served | None = None
         self.last_error: str | None = None
         self._seen: FileSignature | None = None
+        self._waiting_logged = False
 
     @property
     def not_ready_reason(self) -> str:
@@ -91,6 +92,12 @@ class PublishedFile(ABC, Generic[Served]):
     def refresh(self) -> None:
         """Load the file if it changed since the last look; never raises."""
         if not self.changed():
+            if self.current is None and self._seen is None and not self._waiting_logged:
+                # Once, with the path: a wrong LEADSCORE_DATA_DIR shows here, not in the answers.
+                self._waiting_logged = True
+                log.info(
+                    "no %s at %s yet: waiting for the pipeline to publish one", self.what, self.path
+                )
             return
         try:
             opened, self._seen = self._open()

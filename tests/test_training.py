@@ -198,3 +198,25 @@ def test_a_features_csv_without_the_contact_attributes_reads_them_as_unknown(tmp
     assert frame[["lead_source", "company_size"]].isna().all().all()
     columns = input_columns(frame)
     assert columns["lead_source"].tolist() == [None]
+
+
+def test_lead_timestamps_with_and_without_fractional_seconds_read_alike(tmp_path):
+    """DuckDB writes `10:00:00+00` for a whole second and `10:00:00.123+00` otherwise: a CRM
+    export with millisecond times has both, in either order."""
+    header = (
+        "contact_id,email,lead_created_at,sessions,engaged_sessions,page_views,channel,"
+        "is_first_visit,total_engagement_seconds,days_active_span,distinct_channels,is_won\n"
+    )
+    rows = [
+        "a,,2026-07-01 10:00:00.123+00,1,1,1,Email,true,12.5,0.0,1,0\n",
+        "b,,2026-07-01 10:00:00+00,1,1,1,Email,true,12.5,0.0,1,1\n",
+        "c,,2026-06-01 10:02:00.5+00,1,1,1,Email,true,12.5,0.0,1,0\n",
+    ]
+    for order in (rows, rows[::-1]):
+        path = tmp_path / "features.csv"
+        path.write_text(header + "".join(order))
+        frame = read_features_csv(path).set_index("contact_id")
+        assert frame.loc["b", "lead_created_at"] == pd.Timestamp("2026-07-01 10:00:00", tz="UTC")
+        assert frame.loc["a", "lead_created_at"] == pd.Timestamp(
+            "2026-07-01 10:00:00.123", tz="UTC"
+        )

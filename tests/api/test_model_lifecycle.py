@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -59,10 +60,13 @@ def served_version(client) -> str:
 
 
 def test_starts_without_a_model_and_serves_once_one_is_published(
-    model_files: ModelFiles, publish, settings_for
+    model_files: ModelFiles, publish, settings_for, caplog
 ) -> None:
-    with running_app(settings_for()) as client:
+    settings = settings_for()
+    with caplog.at_level(logging.INFO, logger="leadscore_api"), running_app(settings) as client:
         assert client.get("/health").json() == {"status": "ok"}
+        waiting = [r.getMessage() for r in caplog.records if "yet: waiting" in r.getMessage()]
+        assert f"no model at {settings.served_model_path} yet" in " ".join(waiting)
         for response in (
             client.get("/ready"),
             client.post("/score", json=EXAMPLE_LEAD),

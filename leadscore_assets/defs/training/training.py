@@ -93,7 +93,12 @@ def read_features_csv(path: Path) -> pd.DataFrame:
             .map({True: 1.0, False: 0.0, "true": 1.0, "false": 0.0})
             .astype("float64")
         )
-    frame[LEAD_TIMESTAMP_COLUMN] = pd.to_datetime(frame[LEAD_TIMESTAMP_COLUMN], utc=True)
+    # ISO 8601 row by row: the export writes whole seconds without a fraction (`10:00:00+00`)
+    # and others with one (`10:00:00.123+00`); pandas would otherwise infer one format from the
+    # first row and refuse the rest.
+    frame[LEAD_TIMESTAMP_COLUMN] = pd.to_datetime(
+        frame[LEAD_TIMESTAMP_COLUMN], utc=True, format="ISO8601"
+    )
     return frame
 
 
