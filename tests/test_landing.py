@@ -96,13 +96,17 @@ def test_parquet_with_optional_columns_missing_and_newest_file_wins(landing_dir,
         ("deal_id,contact_id,amount\n1,1,3.0\n", "missing required column(s) stage"),
         (
             "deal_id,contact_id,stage,closed_at\n1,1,closed_won,yesterday\n2,1,open,\n",
-            "column closed_at: 1 value(s) not a valid TIMESTAMPTZ",
+            "column closed_at: 1 value(s) not a valid TIMESTAMPTZ, e.g. 'yesterday'",
         ),
-        ("deal_id,contact_id,stage\n1,1,maybe\n", "column stage: 1 value(s) not one of"),
+        (
+            "deal_id,contact_id,stage\n1,1,maybe\n2,1,closedwon\n3,1,maybe\n4,1,open\n",
+            "column stage: 3 value(s) not one of closed_won, closed_lost, open, "
+            "e.g. 'closedwon', 'maybe'",
+        ),
         ("deal_id,contact_id,stage\n,1,open\n", "column deal_id: 1 value(s) empty"),
         (
             f"deal_id,contact_id,stage\n{'x' * 129},1,open\n",
-            "column deal_id: 1 value(s) longer than 128 characters",
+            f"column deal_id: 1 value(s) longer than 128 characters, e.g. '{'x' * 57}...'",
         ),
         ("deal_id,contact_id,stage\n", "has a header but no rows"),
     ],

@@ -39,7 +39,8 @@ INTEGER_TYPES = ("BIGINT", "INTEGER")
 _WHOLE_NUMBER_WITH_POINT = r"[0-9]+\.0*"
 _FRACTION = r"[0-9]*\.[0-9]*[1-9][0-9]*"
 CSV_DELIMITERS = ",;\t|"
-CONFLICT_EXAMPLES = 3
+CONFLICT_EXAMPLES = 3  # example keys or values a rejection quotes
+EMPTY = "empty"
 _RAGGED_ROW = re.compile(
     r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.DOTALL
 )
@@ -102,6 +103,11 @@ def _read_problem(error: duckdb.Error) -> str:
     return f"unreadable: {text.splitlines()[0]}"
 
 
+def _quoted_example(value: str) -> str:
+    """A bad value as a rejection quotes it: in quotes, shortened when long."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
 def _id_text(source: str) -> str:
     """SQL for an id as the warehouse keeps it: trimmed text, `1042.0` as `1042`, empty as NULL."""
     text = f"trim(CAST({source} AS VARCHAR))"
@@ -116,15 +122,15 @@ def _id_checks(column: Column, source: str) -> list[tuple[Column, str, str]]:
     return [
         (
             column,
-            f"count(*) FILTER (WHERE regexp_full_match({text}, '{_FRACTION}'))",
+            f"regexp_full_match({text}, '{_FRACTION}')",
             "not a whole number (a fraction is not an id, and ids are never rounded)",
         ),
         (
             column,
-            f"count(*) FILTER (WHERE length({_id_text(source)}) > {MAX_ID_LENGTH})",
+            f"length({_id_text(source)}) > {MAX_ID_LENGTH}",
             f"longer than {MAX_ID_LENGTH} characters",
         ),
-        (column, f"count(*) FILTER (WHERE {_id_text(source)} IS NULL)", "empty"),
+        (column, f"{_id_text(source)} IS NULL", EMPTY),
     ]
 
 
@@ -140,7 +146,8 @@ def _typed(column: Column, present: Mapping[str, str]) -> str:
 def _value_checks(
     columns: Sequence[Column], present: Mapping[str, str], table: str
 ) -> list[tuple[Column, str, str]]:
-    """(column, SQL counting bad values, what is wrong with them) for every present column."""
+    """(column, SQL condition true for a bad value, what is wrong with it) for every present
+    column."""
     checks = []
     for column in columns:
         if column.name not in present:
@@ -152,8 +159,7 @@ def _value_checks(
         checks.append(
             (
                 column,
-                f"count(*) FILTER (WHERE {source} IS NOT NULL AND "
-                f"TRY_CAST({source} AS {column.duckdb_type}) IS NULL)",
+                f"{source} IS NOT NULL AND TRY_CAST({source} AS {column.duckdb_type}) IS NULL",
                 "not a valid " + column.duckdb_type,
             )
         )
@@ -163,18 +169,18 @@ def _value_checks(
             checks.append(
                 (
                     column,
-                    f"count(*) FILTER (WHERE {number} IS NOT NULL AND {number} <> trunc({number}))",
+                    f"{number} IS NOT NULL AND {number} <> trunc({number})",
                     "not a whole number",
                 )
             )
         if column.not_null:
-            checks.append((column, f"count(*) FILTER (WHERE {source} IS NULL)", "empty"))
+            checks.append((column, f"{source} IS NULL", EMPTY))
     if table == "crm_deals":
         stages = ", ".join(_sql_text(s) for s in DEAL_STAGES.all())
         checks.append(
             (
                 next(c for c in columns if c.name == "stage"),
-                f'count(*) FILTER (WHERE "{present["stage"]}" NOT IN ({stages}))',
+                f'"{present["stage"]}" NOT IN ({stages})',
                 f"not one of {', '.join(DEAL_STAGES.all())}",
             )
         )
@@ -226,12 +232,20 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, staged_name:
         raise LandingFileError(file.path, "has a header but no rows")
 
     checks = _value_checks(columns, present, file.table)
-    counts = conn.execute(
-        f"SELECT {', '.join(sql for _, sql, _ in checks)} FROM {staged_name}_text"
+    found = conn.execute(
+        "SELECT "
+        + ", ".join(
+            f"count(*) FILTER (WHERE {bad}), "
+            f'list_sort(list_distinct(list(CAST("{present[column.name]}" AS VARCHAR)) '
+            f"FILTER (WHERE {bad})))[1:{CONFLICT_EXAMPLES}]"
+            for column, bad, _ in checks
+        )
+        + f" FROM {staged_name}_text"
     ).fetchone()
     problems = [
         f"column {column.name}: {count} value(s) {what}"
-        for (column, _, what), count in zip(checks, counts, strict=True)
+        + ("" if what == EMPTY else ", e.g. " + ", ".join(map(_quoted_example, examples)))
+        for (column, _, what), count, examples in zip(checks, found[::2], found[1::2], strict=True)
         if count
     ]
     if problems:
