@@ -128,6 +128,21 @@ def test_malformed_file_fails_naming_file_and_problem_and_changes_nothing(
         pd.testing.assert_frame_equal(_raw(warehouse, table), frame)
 
 
+def test_deals_of_unknown_contacts_reject_their_file_quoting_the_ids(landing_dir, warehouse):
+    load_landing(warehouse, discover(landing_dir))
+    before = _raw(warehouse, "crm_deals")
+    bad = landing_dir / "crm_deals_later.csv"
+    bad.write_text("deal_id,contact_id,stage\nd1,00Q5e0000NOTEXIST1,open\nd2,1042.0,open\n")
+    with pytest.raises(LandingFileError) as caught:
+        load_landing(warehouse, discover(landing_dir))
+    assert caught.value.path == bad
+    assert caught.value.problem.startswith(
+        "column contact_id: 2 contact id(s) that no crm_contacts file has, "
+        "e.g. '00Q5e0000NOTEXIST1', '1042'"
+    )
+    pd.testing.assert_frame_equal(_raw(warehouse, "crm_deals"), before)
+
+
 def test_quarantine_moves_the_file_with_a_reason(landing_dir):
     bad = landing_dir / "crm_contacts_bad.csv"
     bad.write_text("contact_id\n1\n")

@@ -282,12 +282,41 @@ def _latest_rows(table: str, staged_names: Sequence[str]) -> str:
     )
 
 
+def _reject_deals_of_unknown_contacts(
+    conn: duckdb.DuckDBPyConnection,
+    staged: Mapping[str, Sequence[str]],
+    files: Sequence[LandingFile],
+) -> None:
+    """Every deal must belong to a contact of the contacts exports. The first deals file whose
+    rows (those its newer files do not replace) name an unknown contact id is rejected, quoting
+    some of the ids: quarantined, it stops costing runs, where a failed dbt test on the loaded
+    rows would fail every run until someone found the file."""
+    contacts = _latest_rows("crm_contacts", staged["crm_contacts"])
+    unknown = conn.execute(
+        f"SELECT _source_file, count(DISTINCT contact_id), "
+        f"list_sort(list_distinct(list(contact_id)))[1:{CONFLICT_EXAMPLES}] "
+        f"FROM ({_latest_rows('crm_deals', staged['crm_deals'])}) AS deals "
+        f"WHERE contact_id NOT IN (SELECT contact_id FROM ({contacts})) "
+        "GROUP BY _source_file ORDER BY _source_file"
+    ).fetchall()
+    if unknown:
+        name, count, examples = unknown[0]
+        path = next(f.path for f in files if f.table == "crm_deals" and f.path.name == name)
+        raise LandingFileError(
+            path,
+            f"column contact_id: {count} contact id(s) that no crm_contacts file has, e.g. "
+            f"{', '.join(map(_quoted_example, examples))} (export those contacts too, or leave "
+            "their deals out)",
+        )
+
+
 def load_landing(warehouse: Warehouse, files: Sequence[LandingFile]) -> LandingLoad:
     """Replace raw.<table> in the warehouse for every table from `files`.
 
     All files are read, staged and checked in DuckDB first (`Warehouse.staging`); the warehouse's
-    raw tables are then replaced in one transaction. On any LandingFileError nothing in the
-    warehouse changes. Rows repeated exactly within a file are loaded once and counted; different
+    raw tables are then replaced in one transaction. On any LandingFileError (a file that cannot
+    be read or typed, or deals of contacts no contacts file has) nothing in the warehouse
+    changes. Rows repeated exactly within a file are loaded once and counted; different
     rows for one key within a file reject the file.
     """
     empty = tables_without_files(files)
@@ -308,6 +337,7 @@ def load_landing(warehouse: Warehouse, files: Sequence[LandingFile]) -> LandingL
                 if dropped:
                     duplicates[file.path.name] = dropped
                 staged[table].append(name)
+        _reject_deals_of_unknown_contacts(conn, staged, files)
         rows = warehouse.replace_from_staging(
             conn,
             {
