@@ -9,6 +9,7 @@ import pytest
 from leadscore_assets.defs.warehouse.quality import (
     RULES,
     check_result,
+    report,
     rows_per_file,
     unmatched_hint,
     verdict,
@@ -119,3 +120,12 @@ def test_rows_per_file_shows_files_a_newer_export_replaced_entirely():
         "crm_deals": {"crm_deals_old.csv": 0, "crm_deals_new.csv": 7},
         "crm_contacts": {"crm_contacts.csv": 3},
     }
+
+
+def test_the_report_table_says_never_for_a_threshold_no_share_can_cross():
+    """The session match rate's default error threshold is 0: no rate is below it."""
+    lines = report(FIGURES, PipelineSettings()).splitlines()
+    (session_line,) = [line for line in lines if "session_match_rate" in line]
+    assert session_line.endswith("| < 0.1% | never |")
+    (unassigned_line,) = [line for line in lines if "unassigned_channel_share" in line]
+    assert unassigned_line.endswith("| > 25.0% | > 95.0% |")

@@ -183,17 +183,23 @@ def rows_per_file(
     }
 
 
-def _report(figures: Mapping[str, Any], settings: PipelineSettings) -> str:
+def threshold_text(threshold: float, low_is_bad: bool) -> str:
+    """When a share fails a threshold, in the report's words: a share below 0 or above 100% never
+    happens, so such a threshold reads "never" rather than "< 0.0%"."""
+    if (threshold <= 0) if low_is_bad else (threshold >= 1):
+        return "never"
+    return f"{'<' if low_is_bad else '>'} {threshold:.1%}"
+
+
+def report(figures: Mapping[str, Any], settings: PipelineSettings) -> str:
+    """The checks as a markdown table: each figure, its value and its thresholds."""
     lines = ["| check | figure | value | warn | error |", "|---|---|---:|---:|---:|"]
     for rule in RULES:
         warn, error = rule.thresholds(settings)
         value = figures[rule.figure]
         shown = "–" if value is None else f"{value:.2%}"
-        bound = "<" if rule.low_is_bad else ">"
-        lines.append(
-            f"| {rule.check} | {describe(rule, figures)} | {shown} | {bound} {warn:.1%} "
-            f"| {bound} {error:.1%} |"
-        )
+        limits = " | ".join(threshold_text(t, rule.low_is_bad) for t in (warn, error))
+        lines.append(f"| {rule.check} | {describe(rule, figures)} | {shown} | {limits} |")
     return "\n".join(lines)
 
 
@@ -250,7 +256,7 @@ def landing_quality(
             "rows_per_file": dg.MetadataValue.json(
                 rows_per_file(loaded, landing_summary(discover(settings.landing_dir)))
             ),
-            "report": dg.MetadataValue.md(_report(figures, settings)),
+            "report": dg.MetadataValue.md(report(figures, settings)),
         }
     )
     yield from results
