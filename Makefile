@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 # Tools installed in the venv (dbt, dagster) must be found by the processes they start.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run install install-dev prepare materialize serve ui mlflow-ui test test-fast test-n8n bench clean
+.PHONY: run install install-dev prepare instance materialize serve ui mlflow-ui test test-fast test-n8n bench clean
 
 ## run: install, build the dbt manifest, materialise the whole pipeline, then serve the API.
 ## Demo mode: an empty landing/ is seeded with synthetic data, and a model trained on it may be
@@ -34,20 +34,20 @@ install-dev: $(BIN)/python
 prepare:
 	$(BIN)/leadscore prepare
 
-# The Dagster instance's settings (run monitoring, the pipeline's concurrency pool), installed again
-# when deploy/dagster.yaml changes.
-$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
+# The Dagster instance's settings (run monitoring, the pipeline's concurrency pool, and its storage:
+# LEADSCORE_DAGSTER_STORAGE), written before every run so that a changed setting always applies.
+instance:
 	$(BIN)/leadscore instance
 
 ## materialize: landing files -> ... -> published model
-materialize: prepare $(DAGSTER_HOME)/dagster.yaml
+materialize: prepare instance
 	$(BIN)/dagster job execute -m leadscore_assets.definitions -j retrain_job
 
 serve:
 	$(BIN)/leadscore-api --host $(HOST) --port $(PORT)
 
 ## ui: Dagster UI (asset graph, schedule, sensor) on http://127.0.0.1:3000
-ui: prepare $(DAGSTER_HOME)/dagster.yaml
+ui: prepare instance
 	$(BIN)/dagster dev -w workspace.yaml
 
 ## mlflow-ui: MLflow UI on the pipeline's store (MLFLOW_TRACKING_URI, else the local one), http://127.0.0.1:5000
