@@ -7,7 +7,6 @@ dagster, dbt, duckdb, mlflow or pandas), so it can run in a small image next to 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import logging
@@ -55,15 +54,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Loaded before the first request; a missing or bad file leaves the service up but unready.
-        await asyncio.to_thread(holder.refresh)
-        _freeze_startup_objects()
-        poller = asyncio.create_task(holder.poll(settings.model_poll_seconds))
-        try:
+        async with holder.kept_current(settings.model_poll_seconds):
+            _freeze_startup_objects()
             yield
-        finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
 
     # Swagger UI and ReDoc served from the package's own copy, not a CDN: /docs works offline.
     app = FastAPIOffline(

@@ -20,20 +20,12 @@ LEAD_SCORES_TABLE = "marts.lead_scores"
 LEAD_SCORE_HISTORY_TABLE = "marts.lead_score_history"
 SCORING_RUN_COLUMN = "scoring_run_id"
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-# The snapshot's columns (leadscore_core.lead_scores.COLUMNS) as warehouse columns.
+# The warehouse type of each snapshot column (leadscore_core.lead_scores.COLUMNS, whose order the
+# tables keep); text unless named here.
+_TYPES = {"score": pa.float64(), "scored_at": _TIMESTAMP, "features_as_of": _TIMESTAMP}
+_NULLABLE = {"email", "features_as_of"}
 SCHEMA = pa.schema(
-    [
-        pa.field("contact_id", pa.string(), nullable=False),
-        pa.field("email", pa.string()),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),
-        pa.field("tier", pa.string(), nullable=False),
-        pa.field("reasons", pa.string(), nullable=False),
-        pa.field("model_version", pa.string(), nullable=False),
-        pa.field("model_sha256", pa.string(), nullable=False),
-        pa.field("scored_at", _TIMESTAMP, nullable=False),
-        pa.field("features_as_of", _TIMESTAMP),
-    ]
+    [pa.field(name, _TYPES.get(name, pa.string()), nullable=name in _NULLABLE) for name in COLUMNS]
 )
 
 
